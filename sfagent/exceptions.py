@@ -1,0 +1,262 @@
+"""Every error sfagent raises, in one tree.
+
+```
+SFAgentError
+├── UserError                      misuse found at definition or configuration time
+│   ├── ToolDefinitionError        a tool or tool set that cannot be sent to the API
+│   └── ConfigurationError         e.g. no API key, an invalid request setting
+├── ToolArgumentsError             the model's arguments for a tool are malformed or invalid
+├── ToolOutputError                a tool's return value cannot be turned into text
+└── APIError                       anything that went wrong talking to the API
+    ├── APIConnectionError
+    │   └── APITimeoutError
+    ├── APIResponseValidationError a response that does not parse
+    ├── IncompleteStreamError      a stream that ended before `[DONE]`
+    └── APIStatusError             an HTTP error status (or an error object mid-stream)
+        ├── BadRequestError          400
+        ├── AuthenticationError      401
+        ├── PermissionDeniedError    403
+        ├── NotFoundError            404
+        ├── RateLimitError           429
+        └── InternalServerError      5xx
+            ├── ServiceUnavailableError  503
+            └── GatewayTimeoutError      504
+```
+
+This module imports nothing from sfagent, so every other module can use it. Errors carry data
+as attributes; none of them logs anything, and none ever holds the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "ArgumentProblem",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "GatewayTimeoutError",
+    "IncompleteStreamError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "SFAgentError",
+    "ServiceUnavailableError",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolOutputError",
+    "UserError",
+    "status_error_class",
+]
+
+
+class SFAgentError(Exception):
+    """Root of every error sfagent raises."""
+
+
+# --- misuse ----------------------------------------------------------------------------------
+
+
+class UserError(SFAgentError):
+    """The library was used in a way that cannot work; found before anything is sent."""
+
+
+class ToolDefinitionError(UserError):
+    """A tool (or tool set) cannot be expressed as a valid `tools` entry.
+
+    Raised when the tool is defined, never later as an HTTP 400.
+    """
+
+
+class ConfigurationError(UserError):
+    """A client or request setting is missing or out of range."""
+
+
+# --- tools at run time -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArgumentProblem:
+    """One thing wrong with a tool call's arguments.
+
+    Attributes:
+        path: Where the problem is, e.g. ``"city"`` or ``"items.2.qty"``; ``""`` for the whole object.
+        message: What was expected.
+        got: A short rendering of what came instead, or ``None`` when nothing came.
+    """
+
+    path: str
+    message: str
+    got: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "arguments"
+        if self.got is None:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.message} (got {self.got})"
+
+
+class ToolArgumentsError(SFAgentError):
+    """The model's arguments for a tool could not be parsed or validated.
+
+    The text is short and written to be sent back to the model as the tool's result.
+
+    Attributes:
+        tool_name: The tool the arguments were meant for.
+        problems: Every problem found, all at once.
+    """
+
+    def __init__(self, tool_name: str, problems: Sequence[ArgumentProblem]) -> None:
+        self.tool_name = tool_name
+        self.problems: tuple[ArgumentProblem, ...] = tuple(problems)
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"Invalid arguments for tool '{tool_name}': {lines}")
+
+
+class ToolOutputError(SFAgentError):
+    """A tool returned a value that cannot be turned into text for the model."""
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+class APIError(SFAgentError):
+    """Something went wrong talking to the chat-completions API.
+
+    Attributes:
+        message: What went wrong, as the server or the transport said it.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class APIConnectionError(APIError):
+    """The request never got an HTTP answer (DNS, refused, reset, TLS...)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out (connect, read, write or pool)."""
+
+
+class APIResponseValidationError(APIError):
+    """The server answered, but the body is not a response sfagent can read.
+
+    Attributes:
+        body: The raw body text (shortened), for diagnosis.
+    """
+
+    def __init__(self, message: str, *, body: str | None = None) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class IncompleteStreamError(APIError):
+    """A stream ended before `data: [DONE]`.
+
+    Attributes:
+        partial: What was received before the stream broke (the accumulated response so far).
+    """
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status, or sent an error object inside a stream.
+
+    Attributes:
+        status_code: The HTTP status (for a mid-stream error, the status its code implies).
+        code: SiliconFlow's numeric error code (e.g. 20012, 20015, 50505, 60000) when present.
+        message: The server's message.
+        trace_id: The `x-siliconcloud-trace-id` response header, when present.
+        body: The parsed body (dict or string), for diagnosis.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: int | None = None,
+        trace_id: str | None = None,
+        body: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.trace_id = trace_id
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.status_code}"]
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        text = f"{', '.join(parts)}: {self.message}"
+        if self.trace_id:
+            text += f" (trace id {self.trace_id})"
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: bad parameters (SiliconFlow codes 20012 unknown model, 20015 validation)."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the key is missing or invalid (or belongs to the other site, .cn vs .com)."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: no permission (real-name verification, balance)."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: wrong path (check that the base URL ends in /v1)."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429: an RPM/RPD/TPM/TPD limit was reached; the message says which."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 5xx: the server failed."""
+
+
+class ServiceUnavailableError(InternalServerError):
+    """HTTP 503: the model service is overloaded."""
+
+
+class GatewayTimeoutError(InternalServerError):
+    """HTTP 504: the server timed out; streaming is SiliconFlow's advice for long answers."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """Return the exception class for an HTTP status code."""
+    cls = _STATUS_CLASSES.get(status_code)
+    if cls is not None:
+        return cls
+    if status_code >= 500:
+        return InternalServerError
+    return APIStatusError
