@@ -19,7 +19,7 @@ _EXPORTS: dict[str, str] = {
     "ToolSet": "sfagent.tools",
     "tool_result_text": "sfagent.tools",
     "RunContext": "sfagent.context",
-    "RunUsage": "sfagent.context",
+    "RunUsage": "sfagent.usage",
     # errors
     "SFAgentError": "sfagent.exceptions",
     "UserError": "sfagent.exceptions",
@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from sfagent.context import RunContext, RunUsage
+    from sfagent.context import RunContext
     from sfagent.exceptions import (
         APIConnectionError,
         APIError,
@@ -72,6 +72,7 @@ if TYPE_CHECKING:
         UserError,
     )
     from sfagent.tools import Tool, ToolSet, tool, tool_result_text
+    from sfagent.usage import RunUsage
 
 
 def __getattr__(name: str) -> Any:

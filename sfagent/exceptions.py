@@ -89,7 +89,8 @@ class ArgumentProblem:
     """One thing wrong with a tool call's arguments.
 
     Attributes:
-        path: Where the problem is, e.g. ``"city"`` or ``"items.2.qty"``; ``""`` for the whole object.
+        path: Where the problem is, e.g. ``"city"`` or ``"items.2.qty"``; ``""`` for the
+            whole object.
         message: What was expected.
         got: A short rendering of what came instead, or ``None`` when nothing came.
     """

@@ -1,0 +1,74 @@
+"""Docstring → tool description and parameter descriptions (Google, NumPy, reST, Epydoc)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_SECTION_FIRST_LINE = re.compile(r"^\s*[A-Za-z][A-Za-z ]*:\s*$")
+_NUMPY_UNDERLINE = re.compile(r"^\s*-{3,}\s*$", re.MULTILINE)
+_REST_FIELD = re.compile(
+    r"^\s*:(param|parameter|arg|argument|key|keyword|type|returns?|raises?)\b", re.MULTILINE
+)
+_EPYDOC_FIELD = re.compile(r"^\s*@(param|type|returns?|rtype|raises?)\b", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ParsedDocstring:
+    """What a tool takes from a docstring.
+
+    Attributes:
+        description: Summary plus long description; never the Args/Returns/Raises/Examples sections.
+        params: Parameter name → description.
+    """
+
+    description: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_docstring(doc: str | None) -> ParsedDocstring:
+    """Parse a docstring, detecting its style, into a description and parameter descriptions."""
+    if not doc or not doc.strip():
+        return ParsedDocstring()
+    import docstring_parser  # deferred: only tools that have docstrings pay for it
+
+    text = inspect.cleandoc(doc)
+    if _SECTION_FIRST_LINE.match(text.splitlines()[0]):
+        # "Args:" on the very first line would otherwise be read as the summary and the whole
+        # section lost; a leading blank line makes every style parser see it as a section.
+        text = "\n" + text
+    try:
+        parsed = docstring_parser.parse(text, style=_detect_style(text, docstring_parser))
+    except docstring_parser.ParseError:
+        # An unparseable docstring still describes the tool; it just yields no parameters.
+        return ParsedDocstring(description=text.strip())
+    summary = [p for p in (parsed.short_description, parsed.long_description) if p]
+    params = {
+        p.arg_name.lstrip("*"): _reflow(p.description)
+        for p in parsed.params
+        if p.description and p.description.strip()
+    }
+    return ParsedDocstring(description="\n\n".join(summary).strip(), params=params)
+
+
+def _detect_style(text: str, parser: Any) -> Any:
+    # Each style leaves an unmistakable mark; naming it spares running all four parsers
+    # (what AUTO does), which dominated the cost of defining a tool.
+    styles = parser.DocstringStyle
+    if _REST_FIELD.search(text):
+        return styles.REST
+    if _EPYDOC_FIELD.search(text):
+        return styles.EPYDOC
+    if _NUMPY_UNDERLINE.search(text):
+        return styles.NUMPYDOC
+    if ":" in text:
+        return styles.GOOGLE
+    return styles.AUTO
+
+
+def _reflow(text: str) -> str:
+    """Join a parameter description's wrapped lines; keep paragraph breaks."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)

@@ -1,0 +1,32 @@
+"""`RunContext`: what a tool can ask to receive besides the model's arguments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sfagent.usage import RunUsage
+
+DepsT = TypeVar("DepsT")
+
+
+@dataclass
+class RunContext(Generic[DepsT]):
+    """Handed to a tool whose signature has a parameter annotated `RunContext[...]`.
+
+    That parameter is left out of the tool's JSON schema; the model never sees or fills it.
+    The agent fills it at call time.
+
+    Attributes:
+        deps: The dependencies given to the run (a database handle, a user id...).
+        usage: Usage of the run so far.
+        messages: The conversation so far, as wire dicts (read-only by convention).
+        tool_name: The tool being called.
+        tool_call_id: The id of the call being answered.
+    """
+
+    deps: DepsT
+    usage: RunUsage = field(default_factory=RunUsage)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tool_name: str | None = None
+    tool_call_id: str | None = None
