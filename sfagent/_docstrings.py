@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +36,12 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
     import docstring_parser  # deferred: only tools that have docstrings pay for it
 
     text = inspect.cleandoc(doc)
-    if _SECTION_FIRST_LINE.match(text.splitlines()[0]):
-        # "Args:" on the very first line would otherwise be read as the summary and the whole
-        # section lost; a leading blank line makes every style parser see it as a section.
-        text = "\n" + text
+    first, _, rest = text.partition("\n")
+    if _SECTION_FIRST_LINE.match(first):
+        # "Args:" on the docstring's first line: cleandoc dedents the entries under it to
+        # column 0, and parsers then read the header as the summary and lose the section.
+        # Re-indent the entries and start with a blank line so it parses as a section.
+        text = "\n" + first.strip() + "\n" + textwrap.indent(textwrap.dedent(rest), "    ")
     try:
         parsed = docstring_parser.parse(text, style=_detect_style(text, docstring_parser))
     except docstring_parser.ParseError:

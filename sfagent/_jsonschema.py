@@ -238,8 +238,8 @@ def _shape(node: Any) -> Any:
             out[key] = None
         elif key in _NAMED_SCHEMA_MAPS and isinstance(value, dict):
             out[key] = [_shape(sub) for sub in value.values()]  # names dropped, order kept
-        elif key == "required" and isinstance(value, list) and all(
-            isinstance(v, str) for v in value
+        elif (
+            key == "required" and isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
             out[key] = len(set(value)) == len(value)  # only uniqueness matters
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -78,14 +78,23 @@ class FunctionSchema:
     loose_parameters: JSONSchema | None = None
 
 
-def function_schema(fn: Callable[..., Any], *, tool_name: str, strict: bool) -> FunctionSchema:
+def function_schema(
+    fn: Callable[..., Any],
+    *,
+    tool_name: str,
+    strict: bool,
+    local_names: Mapping[str, Any] | None = None,
+) -> FunctionSchema:
     """Build the schema and validator for `fn`.
+
+    `local_names` resolves string annotations that name classes local to the defining
+    function (with `from __future__ import annotations`, those are not in `fn.__globals__`).
 
     Raises:
         ToolDefinitionError: a parameter cannot be expressed (`*args`, `**kwargs`, an
             unresolvable annotation, a shape strict mode refuses, an invalid schema).
     """
-    signature = _signature(fn, tool_name)
+    signature = _signature(fn, tool_name, local_names)
     docs = parse_docstring(inspect.getdoc(fn))
     fields: dict[str, Any] = {}
     call_params: list[ParameterSpec] = []
@@ -126,9 +135,11 @@ def function_schema(fn: Callable[..., Any], *, tool_name: str, strict: bool) -> 
     )
 
 
-def _signature(fn: Callable[..., Any], tool_name: str) -> inspect.Signature:
+def _signature(
+    fn: Callable[..., Any], tool_name: str, local_names: Mapping[str, Any] | None
+) -> inspect.Signature:
     try:
-        return inspect.signature(fn, eval_str=True)
+        return inspect.signature(fn, eval_str=True, locals=local_names)
     except NameError as exc:
         raise ToolDefinitionError(
             f"tool '{tool_name}' has a type annotation that cannot be resolved: {exc} "

@@ -12,6 +12,7 @@ import copy
 import functools
 import inspect
 import re
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -70,7 +71,9 @@ class Tool(Generic[P, R]):
         if not callable(fn):
             raise ToolDefinitionError(f"a tool needs a callable, got {type(fn).__name__}")
         tool_name = _checked_name(name if name is not None else _callable_name(fn))
-        spec = function_schema(fn, tool_name=tool_name, strict=strict)
+        spec = function_schema(
+            fn, tool_name=tool_name, strict=strict, local_names=_definer_locals()
+        )
         self._setup(
             fn,
             name=tool_name,
@@ -249,6 +252,14 @@ def _run_awaitable(name: str, awaitable: Awaitable[Any]) -> Any:
     if inspect.iscoroutine(awaitable):
         awaitable.close()  # never awaited: close it so no warning leaks
     raise UserError(f"tool '{name}' is async; inside an event loop use `await tool.ainvoke(...)`")
+
+
+def _definer_locals() -> dict[str, Any]:
+    """Local names of the code that defined the tool (the first frame outside sfagent)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("sfagent."):
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_locals if frame is not None else {}
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
