@@ -137,8 +137,10 @@ class ToolCall(_FrozenWire):
     function: FunctionCall
 
     def to_wire(self) -> dict[str, Any]:
-        """Return the dict replayed to the API (known fields only; arguments as a string)."""
-        function = {"name": self.function.name, "arguments": self.function.arguments}
+        """Return the dict replayed to the API (known fields only, arguments a JSON string)."""
+        # A call without arguments streams none at all; "" is not JSON, and strict servers
+        # reject it on replay.
+        function = {"name": self.function.name, "arguments": self.function.arguments or "{}"}
         return {"id": self.id, "type": "function", "function": function}
 
 
