@@ -25,17 +25,16 @@ from sfagent._client_core import (
     TRACE_ID_HEADER,
     ClientCore,
     RequestLike,
-    StreamCursor,
     logger,
 )
+from sfagent._client_streams import AsyncChatStream, ChatStream, is_timeout
 from sfagent._retry import RetryPolicy
 from sfagent.exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
-    IncompleteStreamError,
 )
-from sfagent.messages import ChatCompletion, ChatCompletionChunk
+from sfagent.messages import ChatCompletion
 
 __all__ = [
     "API_KEY_ENV",
@@ -58,7 +57,40 @@ DEFAULT_RETRY = RetryPolicy()
 Timeout = httpx.Timeout | float
 
 
-class SiliconFlow:
+class _ClientBase:
+    """What both clients hold: the shared core and the timeout."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: Timeout | None,
+        retry: RetryPolicy | None,
+        default_headers: Mapping[str, str] | None,
+    ) -> None:
+        self._core = ClientCore(
+            api_key=api_key, base_url=base_url, retry=retry, default_headers=default_headers
+        )
+        self._timeout = _as_timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._core.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL requests go to."""
+        return self._core.base_url
+
+    def _headers(self, body: bytes | None, stream: bool) -> dict[str, str]:
+        return self._core.request_headers(stream=stream, json_body=body is not None)
+
+    def _call(self, timeout: Timeout | None) -> httpx.Timeout:
+        # The client's timeout, deliberately not http_client's own: httpx's 5 s default would
+        # cut off reasoning models, and it cannot be told apart from a chosen one.
+        return self._timeout if timeout is None else _as_timeout(timeout)
+
+
+class SiliconFlow(_ClientBase):
     """Synchronous client for SiliconFlow's (or any OpenAI-compatible) chat completions.
 
     Args:
@@ -89,21 +121,10 @@ class SiliconFlow:
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._core = ClientCore(
-            api_key=api_key, base_url=base_url, retry=retry, default_headers=default_headers
-        )
+        super().__init__(api_key, base_url, timeout, retry, default_headers)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client()
-        self._timeout = _client_timeout(timeout)
         self._sleep = sleep
-
-    def __repr__(self) -> str:
-        return f"SiliconFlow(base_url={self._core.base_url!r})"
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL requests go to."""
-        return self._core.base_url
 
     def complete(self, request: RequestLike, *, timeout: Timeout | None = None) -> ChatCompletion:
         """Send a chat completion and return the whole response.
@@ -160,9 +181,12 @@ class SiliconFlow:
     ) -> tuple[httpx.Response, Iterator[bytes] | None, bytes]:
         """Send with retries; for a stream, also read its first bytes (until then it is retried)."""
         core, url = self._core, self._core.url(path)
-        headers = core.request_headers(stream=stream, json_body=body is not None)
         request = self._http.build_request(
-            method, url, content=body, headers=headers, timeout=_call_timeout(timeout, self)
+            method,
+            url,
+            content=body,
+            headers=self._headers(body, stream),
+            timeout=self._call(timeout),
         )
         attempts = core.attempts()
         while True:
@@ -186,101 +210,7 @@ class SiliconFlow:
             self._sleep(attempts.delay_after(error, retry_after=retry_after))
 
 
-class ChatStream:
-    """A streamed chat completion: a context manager and an iterator of `ChatCompletionChunk`.
-
-    ``get_final_response()`` returns the same `ChatCompletion` a non-stream call would have.
-    Use it in a ``with`` block (or iterate it to the end) so the connection is released.
-    """
-
-    def __init__(self, client: SiliconFlow, body: bytes, timeout: Timeout | None) -> None:
-        self._client, self._body, self._timeout = client, body, timeout
-        self._response: httpx.Response | None = None
-        self._bytes: Iterator[bytes] | None = None
-        self._cursor: StreamCursor | None = None
-        self._closed = False
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._response is not None else "unsent"
-        return f"<ChatStream {state}>"
-
-    @property
-    def response(self) -> ChatCompletion | None:
-        """The whole response once the stream has ended with ``[DONE]``, else ``None``."""
-        return self._cursor.response if self._cursor is not None else None
-
-    @property
-    def trace_id(self) -> str | None:
-        """The ``x-siliconcloud-trace-id`` of the response, once it has arrived."""
-        return self._cursor.state.trace_id if self._cursor is not None else None
-
-    def get_final_response(self) -> ChatCompletion:
-        """Read the rest of the stream and return the whole response."""
-        for _ in self:
-            pass
-        return _final(self._cursor)
-
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self
-
-    def __next__(self) -> ChatCompletionChunk:
-        if self._closed:
-            raise StopIteration
-        try:
-            cursor = self._cursor if self._cursor is not None else self._open()
-            while (chunk := cursor.pop()) is None:
-                if cursor.finished:
-                    raise StopIteration
-                self._pull(cursor)
-            return chunk
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self) -> StreamCursor:
-        response, chunks, first = self._client._send(
-            "POST", "/chat/completions", self._body, self._timeout, stream=True
-        )
-        self._response, self._bytes = response, chunks
-        cursor = self._cursor = StreamCursor(trace_id=response.headers.get(TRACE_ID_HEADER))
-        _feed(cursor, first)
-        return cursor
-
-    def _pull(self, cursor: StreamCursor) -> None:
-        assert self._bytes is not None
-        try:
-            data = next(self._bytes, None)
-        except httpx.TransportError as exc:
-            raise _broken_stream(exc, cursor) from exc
-        _feed(cursor, data)
-
-    def close(self) -> None:
-        """Release the connection; the stream cannot be read further."""
-        self._closed = True
-        if self._bytes is not None:
-            getattr(self._bytes, "close", lambda: None)()
-        if self._response is not None:
-            self._response.close()
-
-    def __enter__(self) -> ChatStream:
-        if self._cursor is None and not self._closed:
-            try:
-                self._open()
-            except BaseException:
-                self.close()
-                raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncSiliconFlow:
+class AsyncSiliconFlow(_ClientBase):
     """Asynchronous client; the same methods and arguments as `SiliconFlow`, awaited.
 
     By default it sends through httpx over aiohttp when ``httpx-aiohttp`` is installed (measured
@@ -311,23 +241,12 @@ class AsyncSiliconFlow:
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._core = ClientCore(
-            api_key=api_key, base_url=base_url, retry=retry, default_headers=default_headers
-        )
+        super().__init__(api_key, base_url, timeout, retry, default_headers)
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(transport=_default_async_transport())
         self._http = http_client
-        self._timeout = _client_timeout(timeout)
         self._sleep = sleep
-
-    def __repr__(self) -> str:
-        return f"AsyncSiliconFlow(base_url={self._core.base_url!r})"
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL requests go to."""
-        return self._core.base_url
 
     async def complete(
         self,
@@ -377,9 +296,12 @@ class AsyncSiliconFlow:
     ) -> tuple[httpx.Response, AsyncIterator[bytes] | None, bytes]:
         """Send with retries; for a stream, also read its first bytes (see `SiliconFlow._send`)."""
         core, url = self._core, self._core.url(path)
-        headers = core.request_headers(stream=stream, json_body=body is not None)
         request = self._http.build_request(
-            method, url, content=body, headers=headers, timeout=_call_timeout(timeout, self)
+            method,
+            url,
+            content=body,
+            headers=self._headers(body, stream),
+            timeout=self._call(timeout),
         )
         attempts = core.attempts()
         while True:
@@ -403,115 +325,10 @@ class AsyncSiliconFlow:
             await self._sleep(attempts.delay_after(error, retry_after=retry_after))
 
 
-class AsyncChatStream:
-    """A streamed chat completion: an async context manager and async iterator of chunks.
-
-    ``await get_final_response()`` returns the same `ChatCompletion` a non-stream call would.
-    """
-
-    def __init__(self, client: AsyncSiliconFlow, body: bytes, timeout: Timeout | None) -> None:
-        self._client, self._body, self._timeout = client, body, timeout
-        self._response: httpx.Response | None = None
-        self._bytes: AsyncIterator[bytes] | None = None
-        self._cursor: StreamCursor | None = None
-        self._closed = False
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._response is not None else "unsent"
-        return f"<AsyncChatStream {state}>"
-
-    @property
-    def response(self) -> ChatCompletion | None:
-        """The whole response once the stream has ended with ``[DONE]``, else ``None``."""
-        return self._cursor.response if self._cursor is not None else None
-
-    @property
-    def trace_id(self) -> str | None:
-        """The ``x-siliconcloud-trace-id`` of the response, once it has arrived."""
-        return self._cursor.state.trace_id if self._cursor is not None else None
-
-    async def get_final_response(self) -> ChatCompletion:
-        """Read the rest of the stream and return the whole response."""
-        async for _ in self:
-            pass
-        return _final(self._cursor)
-
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self
-
-    async def __anext__(self) -> ChatCompletionChunk:
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            cursor = self._cursor if self._cursor is not None else await self._open()
-            while (chunk := cursor.pop()) is None:
-                if cursor.finished:
-                    raise StopAsyncIteration
-                await self._pull(cursor)
-            return chunk
-        except BaseException:
-            await self.aclose()
-            raise
-
-    async def _open(self) -> StreamCursor:
-        response, chunks, first = await self._client._send(
-            "POST", "/chat/completions", self._body, self._timeout, stream=True
-        )
-        self._response, self._bytes = response, chunks
-        cursor = self._cursor = StreamCursor(trace_id=response.headers.get(TRACE_ID_HEADER))
-        _feed(cursor, first)
-        return cursor
-
-    async def _pull(self, cursor: StreamCursor) -> None:
-        assert self._bytes is not None
-        try:
-            data = await anext(self._bytes, None)
-        except httpx.TransportError as exc:
-            raise _broken_stream(exc, cursor) from exc
-        _feed(cursor, data)
-
-    async def aclose(self) -> None:
-        """Release the connection; the stream cannot be read further."""
-        self._closed = True
-        if self._bytes is not None:
-            aclose = getattr(self._bytes, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if self._response is not None:
-            await self._response.aclose()
-
-    async def __aenter__(self) -> AsyncChatStream:
-        if self._cursor is None and not self._closed:
-            try:
-                await self._open()
-            except BaseException:
-                await self.aclose()
-                raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
 # --- the thin shared helpers that touch httpx objects ------------------------------------------
 
 
-def _client_timeout(timeout: Timeout | None) -> httpx.Timeout:
-    # Deliberately not the http_client's own timeout: httpx's 5 s default would cut off
-    # reasoning models, and it cannot be told apart from a chosen one.
-    if timeout is None:
-        return DEFAULT_TIMEOUT
-    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-
-
-def _call_timeout(timeout: Timeout | None, client: SiliconFlow | AsyncSiliconFlow) -> httpx.Timeout:
-    if timeout is None:
-        return client._timeout
+def _as_timeout(timeout: Timeout) -> httpx.Timeout:
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
 
@@ -534,35 +351,17 @@ def _log_response(method: str, url: str, response: httpx.Response, attempt: int)
     )
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    if not isinstance(exc, httpx.TimeoutException):
-        return False
-    # httpx-aiohttp reports some non-timeout failures (a server disconnect) as ConnectTimeout;
-    # trust the underlying error when there is one.
-    cause = exc.__cause__ or exc.__context__
-    return cause is None or isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
-
-
 def _transport_error(exc: httpx.TransportError, method: str, url: str, attempt: int) -> APIError:
     kind = type(exc).__name__
     logger.debug("%s %s failed (attempt %d): %s", method, url, attempt, kind)
     detail = str(exc) or kind
     error: APIError
-    if _is_timeout(exc):
+    if is_timeout(exc):
         error = APITimeoutError(f"Request to {url} timed out ({kind}): {detail}")
     else:
         error = APIConnectionError(f"Connection error on {url} ({kind}): {detail}")
     error.__cause__ = exc
     return error
-
-
-def _broken_stream(exc: httpx.TransportError, cursor: StreamCursor) -> APIError:
-    kind = type(exc).__name__
-    if _is_timeout(exc):
-        return APITimeoutError(f"The stream timed out while reading ({kind}): {exc}")
-    return IncompleteStreamError(
-        f"The stream broke before [DONE] ({kind}: {exc})", partial=cursor.partial()
-    )
 
 
 def _first(chunks: Iterator[bytes], response: httpx.Response) -> bytes:
@@ -583,17 +382,3 @@ async def _afirst(chunks: AsyncIterator[bytes], response: httpx.Response) -> byt
             await aclose()
         await response.aclose()
         raise
-
-
-def _feed(cursor: StreamCursor, data: bytes | None) -> None:
-    if data is None:
-        cursor.end()
-    elif data:
-        cursor.feed(data)
-
-
-def _final(cursor: StreamCursor | None) -> ChatCompletion:
-    if cursor is None or cursor.response is None:
-        partial = cursor.partial() if cursor is not None else None
-        raise IncompleteStreamError("The stream was closed before it finished", partial=partial)
-    return cursor.response
