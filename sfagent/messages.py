@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator
 from pydantic import model_validator as _model_validator
+from typing_extensions import Self
 
 from sfagent.exceptions import APIResponseValidationError, ConfigurationError
 
@@ -154,11 +155,21 @@ class MessageBase(_FrozenWire):
 
     def to_wire(self) -> dict[str, Any]:
         """Return the dict sent to the API for this message (cached; do not mutate it)."""
-        wire = self._wire
+        # The private dict is a slot; going through pydantic's attribute hook costs ~30x more,
+        # and this runs for every message of the history on every turn.
+        private = self.__pydantic_private__
+        wire: dict[str, Any] | None = private.get("_wire") if private is not None else None
         if wire is None:
             wire = self._build_wire()
             self._wire = wire
         return wire
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy the message (see pydantic); an update drops the cached wire dict."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            copied._wire = None
+        return copied
 
     def _build_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -225,3 +225,9 @@ def test_replayed_messages_are_serialised_once() -> None:
     first = ChatRequest([message]).to_body()["messages"][0]
     second = ChatRequest([message]).to_body()["messages"][0]
     assert first is second
+
+
+def test_a_body_that_is_not_json_is_a_configuration_error() -> None:
+    settings = ModelSettings(extra_body={"when": object()})
+    with pytest.raises(ConfigurationError, match="cannot be encoded as JSON"):
+        ChatRequest([UserMessage(content="hi")], settings=settings).to_json()
