@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +375,13 @@ def test_error_from_stream_payload_parses_raw_bytes() -> None:
     error = error_from_stream_payload(b'{"code":20015,"message":"Field required","data":null}')
     assert isinstance(error, BadRequestError)
     assert (error.code, error.message) == (20015, "Field required")
+
+
+def test_the_pure_modules_import_neither_httpx_nor_asyncio() -> None:
+    code = (
+        "import sys\n"
+        "import sfagent._sse, sfagent.streaming, sfagent.messages, sfagent.settings\n"
+        "print(sorted({'httpx', 'httpx2', 'asyncio'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
