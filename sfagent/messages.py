@@ -134,7 +134,7 @@ class ToolCall(_FrozenWire):
     """
 
     id: str
-    type: Literal["function"] = "function"
+    type: str = "function"
     function: FunctionCall
 
     def to_wire(self) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class ToolCall(_FrozenWire):
         # A call without arguments streams none at all; "" is not JSON, and strict servers
         # reject it on replay.
         function = {"name": self.function.name, "arguments": self.function.arguments or "{}"}
-        return {"id": self.id, "type": "function", "function": function}
+        return {"id": self.id, "type": self.type or "function", "function": function}
 
 
 # --- messages --------------------------------------------------------------------------------
@@ -273,6 +273,11 @@ class Usage(_Wire):
     prompt_cache_hit_tokens: int | None = None
     prompt_cache_miss_tokens: int | None = None
 
+    @field_validator("prompt_tokens", "completion_tokens", "total_tokens", mode="before")
+    @classmethod
+    def _null_is_zero(cls, value: object) -> object:
+        return 0 if value is None else value
+
     @property
     def reasoning_tokens(self) -> int:
         """Tokens spent thinking (0 when the server did not say)."""
@@ -292,7 +297,7 @@ class Choice(_Wire):
     """One alternative answer of a non-stream response."""
 
     index: int = 0
-    message: AssistantMessage
+    message: AssistantMessage = Field(default_factory=AssistantMessage)
     finish_reason: str | None = None
 
 

@@ -157,6 +157,18 @@ def test_usage_details_are_optional() -> None:
     assert completion.usage.total_tokens == 0
 
 
+def test_null_token_counts_and_a_missing_message_are_tolerated() -> None:
+    completion = ChatCompletion.model_validate(
+        {
+            "choices": [{"finish_reason": "content_filter"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": None, "total_tokens": None},
+        }
+    )
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (5, 0)
+    assert completion.message.content is None
+
+
 def test_cached_tokens_fall_back_to_prompt_cache_hit_tokens() -> None:
     completion = ChatCompletion.model_validate(
         {**_response(content="x"), "usage": {"prompt_cache_hit_tokens": 448}}
