@@ -54,6 +54,11 @@ def parse_arguments(arguments: str | bytes | Mapping[str, Any] | None) -> dict[s
         value = json.loads(text)
     except json.JSONDecodeError as first_error:
         value = _load_repaired(text, first_error)
+    except RecursionError:
+        # A degenerate output ("[[[[..." repeated) must not crash the caller.
+        raise ArgumentsParseError(
+            ArgumentProblem("", "the JSON is nested too deeply", got=_shorten(text))
+        ) from None
     if isinstance(value, str) and value.strip().startswith("{"):
         # Double-encoded: a JSON string whose content is the object.
         with contextlib.suppress(json.JSONDecodeError):
@@ -72,7 +77,7 @@ def _load_repaired(text: str, error: json.JSONDecodeError) -> Any:
     if candidate != text:
         try:
             return json.loads(candidate)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass
     raise ArgumentsParseError(
         ArgumentProblem(

@@ -152,12 +152,21 @@ def _nullable(node: JSONSchema) -> JSONSchema:
     if _allows_null(node):
         return node
     kind = node.get("type")
+    if "const" in node:
+        return _any_of_null(node)
+    if "enum" in node:
+        # A null type alone would still fail the enum: null must be one of its values too.
+        node = {**node, "enum": [*node["enum"], None]}
     if isinstance(kind, str):
         return {**node, "type": [kind, "null"]}
     if isinstance(kind, list):
         return {**node, "type": [*kind, "null"]}
     if "anyOf" in node:
         return {**node, "anyOf": [*node["anyOf"], {"type": "null"}]}
+    return _any_of_null(node)
+
+
+def _any_of_null(node: JSONSchema) -> JSONSchema:
     annotations: JSONSchema = {k: node[k] for k in ("description", "default") if k in node}
     core = {k: v for k, v in node.items() if k not in annotations}
     return {"anyOf": [core, {"type": "null"}], **annotations}

@@ -30,3 +30,20 @@ class RunContext(Generic[DepsT]):
     messages: list[dict[str, Any]] = field(default_factory=list)
     tool_name: str | None = None
     tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What an agent's approval callback is asked about: one call of a tool that needs it.
+
+    Attributes:
+        tool_name: The tool the model wants to run.
+        arguments: The arguments as the model sent them (JSON text); they have been validated.
+        call_id: The model's id for the call.
+        deps: The run's dependencies.
+    """
+
+    tool_name: str
+    arguments: str
+    call_id: str
+    deps: Any = None

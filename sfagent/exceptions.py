@@ -7,6 +7,16 @@ SFAgentError
 │   └── ConfigurationError         e.g. no API key, an invalid request setting
 ├── ToolArgumentsError             the model's arguments for a tool are malformed or invalid
 ├── ToolOutputError                a tool's return value cannot be turned into text
+├── ModelRetry                     raised by a tool: send this message to the model instead
+├── StopRun                        raised by a tool: end the run now, with this output
+├── AgentRunError                  a run ended without an answer; `.result` holds what it did
+│   ├── MaxTurnsExceeded
+│   ├── BudgetExceeded             the token or wall-clock budget ran out
+│   ├── ToolRetriesExceeded        a tool kept failing past its retry budget
+│   ├── RunawayLoopError           the same call with the same arguments, over and over
+│   ├── OutputTruncatedError       finish_reason "length": the answer or a tool call was cut off
+│   ├── OutputValidationError      structured output still invalid after its retries
+│   └── ModelRequestError          the model request failed (`.error` is the APIError)
 └── APIError                       anything that went wrong talking to the API
     ├── APIConnectionError
     │   └── APITimeoutError
@@ -39,21 +49,31 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AgentRunError",
     "ArgumentProblem",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
     "ConfigurationError",
     "GatewayTimeoutError",
     "IncompleteStreamError",
     "InternalServerError",
+    "MaxTurnsExceeded",
+    "ModelRequestError",
+    "ModelRetry",
     "NotFoundError",
+    "OutputTruncatedError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RunawayLoopError",
     "SFAgentError",
     "ServiceUnavailableError",
+    "StopRun",
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolOutputError",
+    "ToolRetriesExceeded",
     "UserError",
     "status_error_class",
 ]
@@ -125,6 +145,118 @@ class ToolArgumentsError(SFAgentError):
 
 class ToolOutputError(SFAgentError):
     """A tool returned a value that cannot be turned into text for the model."""
+
+
+class ModelRetry(SFAgentError):
+    """Raise from a tool to send `message` to the model as the call's result, on purpose.
+
+    Use it when the model can fix the call ("no such city; try its English name"). It counts
+    against the tool's retry budget like any failed call.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StopRun(SFAgentError):
+    """Raise from a tool to end the run at once; the run's `output` becomes `output`.
+
+    Attributes:
+        output: The run's final output (``None`` if not given).
+    """
+
+    def __init__(self, output: Any = None) -> None:
+        super().__init__("a tool stopped the run")
+        self.output = output
+
+
+# --- agent runs ------------------------------------------------------------------------------
+
+
+class AgentRunError(SFAgentError):
+    """A run ended without a final answer. Nothing is lost: `result` holds the partial run.
+
+    Attributes:
+        result: The run so far (a `RunResult`): its messages, usage and turn records, with
+            `output` set to ``None``. Pass `result.messages` to a new run to continue.
+    """
+
+    def __init__(self, message: str, *, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class MaxTurnsExceeded(AgentRunError):
+    """The run used `max_turns` model requests and the model still wanted tools."""
+
+
+class BudgetExceeded(AgentRunError):
+    """The run's token budget or wall-clock budget ran out.
+
+    Attributes:
+        budget: ``"tokens"`` or ``"time"``.
+    """
+
+    def __init__(self, message: str, *, budget: str, result: Any = None) -> None:
+        super().__init__(message, result=result)
+        self.budget = budget
+
+
+class ToolRetriesExceeded(AgentRunError):
+    """A tool's calls failed (bad arguments, exceptions, timeouts) more often than its budget.
+
+    Attributes:
+        tool_name: The tool whose budget ran out.
+    """
+
+    def __init__(self, message: str, *, tool_name: str, result: Any = None) -> None:
+        super().__init__(message, result=result)
+        self.tool_name = tool_name
+
+
+class RunawayLoopError(AgentRunError):
+    """The model repeated the same tool call with the same arguments too many times.
+
+    Attributes:
+        tool_name: The tool being called over and over.
+        arguments: The repeated arguments (JSON text).
+    """
+
+    def __init__(self, message: str, *, tool_name: str, arguments: str, result: Any = None) -> None:
+        super().__init__(message, result=result)
+        self.tool_name = tool_name
+        self.arguments = arguments
+
+
+class OutputTruncatedError(AgentRunError):
+    """`finish_reason` was ``length``: the output hit `max_tokens` or the context limit.
+
+    A cut-off tool call is never executed.
+
+    Attributes:
+        tool_call_truncated: Whether the cut fell inside a tool call.
+    """
+
+    def __init__(self, message: str, *, tool_call_truncated: bool, result: Any = None) -> None:
+        super().__init__(message, result=result)
+        self.tool_call_truncated = tool_call_truncated
+
+
+class OutputValidationError(AgentRunError):
+    """The final answer did not match `output_type`, even after the model was re-asked."""
+
+
+class ModelRequestError(AgentRunError):
+    """A model request failed during a run.
+
+    Attributes:
+        error: The underlying `APIError` (e.g. `AuthenticationError`, `RateLimitError`).
+    """
+
+    def __init__(self, message: str, *, error: Exception, result: Any = None) -> None:
+        super().__init__(message, result=result)
+        self.error = error
 
 
 # --- the API ---------------------------------------------------------------------------------

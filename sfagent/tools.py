@@ -50,6 +50,11 @@ class Tool(Generic[P, R]):
         strict: Whether the schema follows OpenAI's strict-mode rules and says so.
         is_async: Whether calling the function returns a coroutine.
         takes_context: Whether the function takes a `RunContext` parameter.
+        requires_approval: An agent asks its approval callback before running a call.
+        timeout: Seconds an agent lets one call run before reporting a timeout to the model.
+        max_retries: Failed calls an agent tolerates in a run before giving up (``None``: the
+            agent's default).
+        sequential: An agent runs this tool's calls alone, never beside other calls.
     """
 
     name: str
@@ -67,6 +72,10 @@ class Tool(Generic[P, R]):
         name: str | None = None,
         description: str | None = None,
         strict: bool = False,
+        requires_approval: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        sequential: bool = False,
     ) -> None:
         if not callable(fn):
             raise ToolDefinitionError(f"a tool needs a callable, got {type(fn).__name__}")
@@ -83,6 +92,7 @@ class Tool(Generic[P, R]):
             binder=ModelBinder(spec, tool_name=tool_name),
             unbound=spec.bound_self,
         )
+        self._set_run_options(requires_approval, timeout, max_retries, sequential)
         self.takes_context = spec.context_param is not None
         functools.update_wrapper(self, fn)
 
@@ -96,6 +106,10 @@ class Tool(Generic[P, R]):
         description: str,
         parameters: Mapping[str, Any] | None = None,
         strict: bool = False,
+        requires_approval: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        sequential: bool = False,
     ) -> Tool[..., Any]:
         """Make a tool from a hand-written (or imported) JSON schema.
 
@@ -108,6 +122,10 @@ class Tool(Generic[P, R]):
             description: What the tool does, for the model.
             parameters: An `object` JSON schema; `None` means no arguments.
             strict: Mark the schema strict (it must already follow strict-mode rules).
+            requires_approval: See `tool`.
+            timeout: See `tool`.
+            max_retries: See `tool`.
+            sequential: See `tool`.
 
         Raises:
             ToolDefinitionError: a bad name or a schema that is not valid JSON Schema.
@@ -130,7 +148,26 @@ class Tool(Generic[P, R]):
             unbound=False,
         )
         self.takes_context = False
+        self._set_run_options(requires_approval, timeout, max_retries, sequential)
         return self
+
+    def _set_run_options(
+        self,
+        requires_approval: bool,
+        timeout: float | None,
+        max_retries: int | None,
+        sequential: bool,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ToolDefinitionError(f"tool '{self.name}': timeout must be > 0, got {timeout!r}")
+        if max_retries is not None and max_retries < 0:
+            raise ToolDefinitionError(
+                f"tool '{self.name}': max_retries must be >= 0, got {max_retries!r}"
+            )
+        self.requires_approval = requires_approval
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.sequential = sequential
 
     def _setup(
         self,
@@ -297,7 +334,14 @@ def tool(fn: Callable[P, R], /) -> Tool[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, strict: bool = False
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    strict: bool = False,
+    requires_approval: bool = False,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    sequential: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -308,6 +352,10 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     strict: bool = False,
+    requires_approval: bool = False,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    sequential: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Turn a function into a `Tool`: `@tool`, `@tool(name=..., strict=True)` or `tool(fn)`.
 
@@ -317,15 +365,30 @@ def tool(
         description: Overrides the docstring's summary and long description.
         strict: Emit a strict-mode schema (`"strict": true`); shapes strict mode cannot
             express are refused here, not by the API later.
+        requires_approval: In an agent run, ask the approval callback before each call.
+        timeout: In an agent run, seconds a call may take before a timeout is reported to
+            the model (a sync tool's thread cannot be killed; its result is discarded).
+        max_retries: In an agent run, failed calls tolerated before the run ends with
+            `ToolRetriesExceeded` (default: the agent's `tool_retries`).
+        sequential: In an agent run, never run this tool's calls beside other calls.
 
     Raises:
         ToolDefinitionError: the function cannot be described as a tool; the message says why.
     """
+    options: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "strict": strict,
+        "requires_approval": requires_approval,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "sequential": sequential,
+    }
     if fn is not None:
-        return Tool(fn, name=name, description=description, strict=strict)
+        return Tool(fn, **options)
 
     def decorate(func: Callable[P, R]) -> Tool[P, R]:
-        return Tool(func, name=name, description=description, strict=strict)
+        return Tool(func, **options)
 
     return decorate
 

@@ -1,0 +1,129 @@
+"""The model's tool calls → checked calls ready to run, and outcomes → text for the model.
+
+Pure: nothing here runs a tool. The drivers run what `prepare_calls` marks runnable and hand
+back one `CallOutcome` per call; `render_outcome` turns each into the `tool` message content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfagent.context import RunContext
+from sfagent.exceptions import ModelRetry, ToolArgumentsError, ToolOutputError
+from sfagent.messages import ToolCall
+from sfagent.tools import Tool, ToolSet, tool_result_text
+
+DENIED = "denied"
+
+
+@dataclass
+class PreparedCall:
+    """One tool call, checked: either runnable (`tool`, `args`, `kwargs`) or refused (`error`).
+
+    Attributes:
+        call: The model's call.
+        tool: The tool it names, if that exists.
+        args: Positional arguments for the function.
+        kwargs: Keyword arguments for the function.
+        error: Why the call cannot run (unknown tool, bad arguments), written for the model.
+        key: The call's identity for runaway detection: name plus canonical arguments.
+    """
+
+    call: ToolCall
+    tool: Tool[..., Any] | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    key: tuple[str, str] = ("", "")
+
+    @property
+    def runnable(self) -> bool:
+        """Whether the call passed its checks."""
+        return self.error is None and self.tool is not None
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What happened when a driver ran (or did not run) a prepared call.
+
+    Attributes:
+        value: The tool's return value.
+        exception: What the tool raised, if anything.
+        timed_out: The call exceeded the tool's timeout.
+        denied: The approval callback said no.
+        duration: Seconds spent.
+    """
+
+    value: Any = None
+    exception: BaseException | None = None
+    timed_out: bool = False
+    denied: bool = False
+    duration: float = 0.0
+
+
+def prepare_calls(
+    calls: Sequence[ToolCall],
+    tools: ToolSet,
+    context_for: Any,
+) -> list[PreparedCall]:
+    """Check every call: the tool exists and its arguments validate.
+
+    Args:
+        calls: The assistant message's tool calls, in order.
+        tools: The agent's tools.
+        context_for: ``(tool_name, call_id) -> RunContext`` for tools that take one.
+    """
+    prepared = []
+    for call in calls:
+        name, arguments = call.function.name, call.function.arguments
+        item = PreparedCall(call=call, key=(name, _canonical(arguments)))
+        tool = tools.get(name)
+        if tool is None:
+            known = ", ".join(tools.names) or "none"
+            item.error = f"Error: there is no tool named '{name}'. Available tools: {known}."
+        else:
+            item.tool = tool
+            context: RunContext[Any] | None = (
+                context_for(name, call.id) if tool.takes_context else None
+            )
+            try:
+                item.args, item.kwargs = tool.bind(arguments, context=context)
+            except ToolArgumentsError as exc:
+                item.error = f"Error: {exc}. Call the tool again with corrected arguments."
+        prepared.append(item)
+    return prepared
+
+
+def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str, str | None]:
+    """The `tool` message content for a call and the error to record (``None`` on success)."""
+    if item.error is not None or outcome is None:
+        return item.error or "Error: the call was not run.", item.error
+    name = item.call.function.name
+    if outcome.denied:
+        text = f"The user did not approve this call to '{name}'; it was not run."
+        return text, DENIED
+    if outcome.timed_out:
+        timeout = item.tool.timeout if item.tool is not None else None
+        text = f"Error: tool '{name}' did not finish within {timeout:g} s."
+        return text, text
+    exc = outcome.exception
+    if isinstance(exc, ModelRetry):
+        return exc.message, exc.message
+    if exc is not None:
+        text = f"Error: tool '{name}' failed: {type(exc).__name__}: {exc}"
+        return text, text
+    try:
+        return tool_result_text(outcome.value), None
+    except ToolOutputError as exc:
+        text = f"Error: tool '{name}' returned a value that cannot be sent: {exc}"
+        return text, text
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True, ensure_ascii=False)
+    except (ValueError, TypeError):
+        return arguments

@@ -1,0 +1,261 @@
+"""`Agent`: tools, a model and the loop, with four thin drivers (sync/async × plain/streamed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from sfagent._drivers import ToolPolicy, drive_async, drive_sync
+from sfagent._loop import Capabilities, LoopConfig, run_flow, start_state
+from sfagent._output import OutputMode, OutputSpec
+from sfagent.context import ApprovalRequest
+from sfagent.events import Event, RunFinished
+from sfagent.exceptions import UserError
+from sfagent.messages import ContentPart, MessageBase, parse_message
+from sfagent.models import HTTPModel, Model
+from sfagent.result import RunResult
+from sfagent.settings import DEFAULT_MODEL, ModelSettings
+from sfagent.tools import Tool, ToolSet
+
+__all__ = ["Agent"]
+
+OutputT = TypeVar("OutputT")
+
+Prompt = str | Sequence[ContentPart]
+History = Sequence[MessageBase | Mapping[str, Any]]
+
+
+class Agent(Generic[OutputT]):
+    """A model with tools, run in a loop until it answers.
+
+    Each run sends the conversation with the tools' schemas, runs every tool call the model
+    makes (concurrently when it makes several), sends the results back, and repeats until
+    the model answers without calling tools. Bad calls become messages the model can act on;
+    limits end the run with an `AgentRunError` that carries everything done so far.
+
+    Args:
+        model: A model id (sent over HTTP to SiliconFlow or `base_url`), or any `Model`,
+            such as the offline models in `sfagent.testing`.
+        tools: Tools, or plain callables (made into tools).
+        instructions: The system prompt.
+        client: A `SiliconFlow` or `AsyncSiliconFlow` client to use for `model` (an id).
+        api_key: Key for the clients made here; defaults to ``SILICONFLOW_API_KEY``.
+        base_url: Base URL for the clients made here.
+        settings: Sampling and vendor parameters (`ModelSettings`).
+        tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a named function.
+            SiliconFlow rejects ``"required"`` (HTTP 400, code 20015): the agent then retries
+            that request with ``"auto"`` and keeps ``"auto"`` from then on.
+        max_turns: Model requests allowed per run.
+        tool_retries: Failed calls (bad arguments, exceptions, timeouts) tolerated per tool
+            per run before `ToolRetriesExceeded`; a tool's own `max_retries` wins.
+        max_total_tokens: Token budget of a run (checked before each request).
+        time_limit: Wall-clock budget of a run, in seconds.
+        max_repeated_calls: How often one identical call (same tool, same arguments) may
+            occur in a run before `RunawayLoopError`; ``None`` turns the check off.
+        max_concurrency: Cap on tool calls running at once (``None``: no cap).
+        output_type: The type of the final answer: ``str``, or a pydantic model (or any type
+            pydantic validates) requested as JSON and validated.
+        output_mode: ``"json_object"`` (the schema goes in the instructions) or
+            ``"json_schema"`` (also sent as ``response_format``; falls back to json_object
+            if the endpoint rejects it).
+        output_retries: Times the model is re-asked when its answer does not validate.
+        approve: Called (sync or async) with an `ApprovalRequest` before each call of a
+            tool marked ``requires_approval``; return ``True`` to run it.
+
+    Raises:
+        UserError: An invalid setting, or a tool needing approval without ``approve``.
+        ConfigurationError: No API key for a model id (see `SiliconFlow`).
+    """
+
+    def __init__(
+        self,
+        model: str | Model = DEFAULT_MODEL,
+        *,
+        tools: Iterable[Tool[..., Any] | Callable[..., Any]] = (),
+        instructions: str | None = None,
+        client: Any = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        settings: ModelSettings | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        max_turns: int = 20,
+        tool_retries: int = 3,
+        max_total_tokens: int | None = None,
+        time_limit: float | None = None,
+        max_repeated_calls: int | None = 3,
+        max_concurrency: int | None = None,
+        output_type: type[OutputT] = str,  # type: ignore[assignment]
+        output_mode: OutputMode = "json_object",
+        output_retries: int = 2,
+        approve: Callable[[ApprovalRequest], Any] | None = None,
+    ) -> None:
+        _check_positive(max_turns=max_turns, max_concurrency=max_concurrency,
+                        max_repeated_calls=max_repeated_calls, max_total_tokens=max_total_tokens,
+                        time_limit=time_limit)  # fmt: skip
+        _check_non_negative(tool_retries=tool_retries, output_retries=output_retries)
+        if output_mode not in ("json_object", "json_schema"):
+            raise UserError(
+                f"output_mode must be 'json_object' or 'json_schema', got {output_mode!r}"
+            )
+        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
+        needing = [t.name for t in self.tools if t.requires_approval]
+        if needing and approve is None:
+            raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
+        if tool_choice is not None:
+            settings = (settings or ModelSettings()).merge(ModelSettings(tool_choice=tool_choice))
+        model_id, self.model = _resolve_model(model, client, api_key, base_url)
+        self._approve = approve
+        self._max_concurrency = max_concurrency
+        self._config = LoopConfig(
+            model=model_id,
+            tools=self.tools,
+            settings=settings,
+            instructions=instructions,
+            max_turns=max_turns,
+            tool_retries=tool_retries,
+            max_total_tokens=max_total_tokens,
+            time_limit=time_limit,
+            max_repeated_calls=max_repeated_calls,
+            output=None if output_type is str else OutputSpec(output_type),
+            output_mode=output_mode,
+            output_retries=output_retries,
+            capabilities=Capabilities(),
+        )
+
+    def __repr__(self) -> str:
+        return f"Agent(model={self._config.model!r}, tools={self.tools.names})"
+
+    # --- the four drivers -------------------------------------------------------------------
+
+    async def run(
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+    ) -> RunResult[OutputT]:
+        """Run to the final answer without streaming requests.
+
+        Args:
+            prompt: The user's message (text or content parts); may be omitted when
+                `messages` already ends with one.
+            messages: An earlier conversation to continue (`RunResult.messages`).
+            deps: Dependencies handed to tools through `RunContext`.
+
+        Raises:
+            AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
+        """
+        return _result(await _last_async(self._events_async(prompt, messages, deps, False)))
+
+    def run_sync(
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+    ) -> RunResult[OutputT]:
+        """Like `run`, blocking; works inside a running event loop too (e.g. Jupyter)."""
+        events = self._events_sync(prompt, messages, deps, False)
+        last: Event | None = None
+        for last in events:  # noqa: B007 - only the final event matters
+            pass
+        return _result(last)
+
+    def stream(
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+    ) -> AsyncIterator[Event]:
+        """Run with streamed requests, yielding events; the last is `RunFinished`."""
+        return self._events_async(prompt, messages, deps, True)
+
+    def stream_sync(
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+    ) -> Iterator[Event]:
+        """Like `stream`, blocking."""
+        return self._events_sync(prompt, messages, deps, True)
+
+    def _events_sync(
+        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+    ) -> Iterator[Event]:
+        state = start_state(self._config, prompt, _history(messages), deps)
+        flow = run_flow(self._config, state, stream=stream)
+        return drive_sync(flow, self.model, self._policy(deps), stream=stream)
+
+    def _events_async(
+        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+    ) -> AsyncIterator[Event]:
+        state = start_state(self._config, prompt, _history(messages), deps)
+        flow = run_flow(self._config, state, stream=stream)
+        return drive_async(flow, self.model, self._policy(deps), stream=stream)
+
+    def _policy(self, deps: Any) -> ToolPolicy:
+        return ToolPolicy(approve=self._approve, max_concurrency=self._max_concurrency, deps=deps)
+
+    # --- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close HTTP clients the agent made (not ones passed in)."""
+        close = getattr(self.model, "close", None)
+        if isinstance(self.model, HTTPModel) and close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        """Close every HTTP client the agent made, sync and async."""
+        if isinstance(self.model, HTTPModel):
+            await self.model.aclose()
+
+
+def _resolve_model(
+    model: str | Model, client: Any, api_key: str | None, base_url: str | None
+) -> tuple[str, Model]:
+    if not isinstance(model, str):
+        if not isinstance(model, Model):
+            raise UserError(
+                f"model must be a model id or a Model (complete/stream/complete_async/"
+                f"stream_async), got {type(model).__name__}"
+            )
+        return str(getattr(model, "model_name", type(model).__name__)), model
+    if client is None:
+        return model, HTTPModel(api_key=api_key, base_url=base_url)
+    from sfagent.client import AsyncSiliconFlow, SiliconFlow
+
+    if isinstance(client, SiliconFlow):
+        return model, HTTPModel(client=client, api_key=api_key, base_url=base_url)
+    if isinstance(client, AsyncSiliconFlow):
+        return model, HTTPModel(async_client=client, api_key=api_key, base_url=base_url)
+    raise UserError(
+        f"client must be a SiliconFlow or AsyncSiliconFlow, got {type(client).__name__}"
+    )
+
+
+def _history(messages: History) -> list[MessageBase]:
+    out: list[MessageBase] = []
+    for i, message in enumerate(messages):
+        if isinstance(message, MessageBase):
+            out.append(message)
+        elif isinstance(message, Mapping):
+            try:
+                out.append(parse_message(message))
+            except ValueError as exc:
+                raise UserError(f"messages[{i}] is not a chat message: {exc}") from None
+        else:
+            raise UserError(
+                f"messages[{i}] must be a dict or a message, got {type(message).__name__}"
+            )
+    return out
+
+
+async def _last_async(events: AsyncIterator[Event]) -> Event | None:
+    last: Event | None = None
+    async for last in events:  # noqa: B007 - only the final event matters
+        pass
+    return last
+
+
+def _result(last: Event | None) -> RunResult[Any]:
+    if not isinstance(last, RunFinished):  # the flow always ends with one, or raises
+        raise RuntimeError("the run ended without a RunFinished event")
+    return last.result
+
+
+def _check_positive(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise UserError(f"{name} must be > 0, got {value!r}")
+
+
+def _check_non_negative(**values: int) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise UserError(f"{name} must be >= 0, got {value!r}")
