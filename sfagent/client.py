@@ -45,6 +45,7 @@ __all__ = [
     "AsyncChatStream",
     "AsyncSiliconFlow",
     "ChatStream",
+    "RetryPolicy",
     "SiliconFlow",
 ]
 
