@@ -176,7 +176,7 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
         _check_budgets(config, state)
         state.turn += 1
         request = ChatRequest(
-            state.messages,
+            tuple(state.messages),  # a snapshot: the run goes on appending to its list
             model=config.model,
             tools=config.tools.schemas or None,
             settings=state.settings,

@@ -107,7 +107,10 @@ def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str
         return text, DENIED
     if outcome.timed_out:
         timeout = item.tool.timeout if item.tool is not None else None
-        text = f"Error: tool '{name}' did not finish within {timeout:g} s."
+        if timeout is not None and outcome.duration >= timeout * 0.99:
+            text = f"Error: tool '{name}' did not finish within {timeout:g} s."
+        else:
+            text = f"Error: tool '{name}' was cut short: the run's time budget ran out."
         return text, text
     exc = outcome.exception
     if isinstance(exc, ModelRetry):
