@@ -185,15 +185,26 @@ class Agent(Generic[OutputT]):
     # --- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close HTTP clients the agent made (not ones passed in)."""
-        close = getattr(self.model, "close", None)
-        if isinstance(self.model, HTTPModel) and close is not None:
-            close()
+        """Close the sync HTTP client the agent made (not one passed in)."""
+        if isinstance(self.model, HTTPModel):
+            self.model.close()
 
     async def aclose(self) -> None:
-        """Close every HTTP client the agent made, sync and async."""
+        """Close the HTTP clients the agent made, including the running loop's async one."""
         if isinstance(self.model, HTTPModel):
             await self.model.aclose()
+
+    def __enter__(self) -> Agent[OutputT]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Agent[OutputT]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _resolve_model(

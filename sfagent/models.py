@@ -7,6 +7,7 @@ OpenAI-compatible endpoint); the offline models in `sfagent.testing` implement i
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -89,6 +90,27 @@ class Model(Protocol):
 
 
 _UNSET: Any = object()
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+class _RequestGuard:
+    """Process-wide switch that makes model requests leaving this machine fail (for tests)."""
+
+    blocked = False
+
+    @classmethod
+    def check(cls, base_url: str) -> None:
+        if not cls.blocked:
+            return
+        from urllib.parse import urlsplit
+
+        if (urlsplit(base_url).hostname or "") not in _LOOPBACK_HOSTS:
+            from sfagent.exceptions import UserError
+
+            raise UserError(
+                f"model requests to {base_url} are blocked (sfagent.testing.block_model_requests);"
+                " use an offline model or the loopback server in tests"
+            )
 
 
 class HTTPModel:
@@ -114,8 +136,13 @@ class HTTPModel:
         retry: RetryPolicy | None = _UNSET,
     ) -> None:
         self._client = client
+        self._owns_client = client is None
         self._async_client = async_client
-        self._owned: list[Any] = []
+        # An async client belongs to the event loop it was opened in: one per loop, so an
+        # agent survives being run by several `asyncio.run(...)` calls.
+        self._async_by_loop: weakref.WeakKeyDictionary[Any, AsyncSiliconFlow] = (
+            weakref.WeakKeyDictionary()
+        )
         self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
         if retry is not _UNSET:
             self._options["retry"] = retry
@@ -137,55 +164,65 @@ class HTTPModel:
             from sfagent.client import SiliconFlow
 
             self._client = SiliconFlow(**self._options)
-            self._owned.append(self._client)
         return self._client
 
     @property
     def async_client(self) -> AsyncSiliconFlow:
-        """The async client (made on first use)."""
-        if self._async_client is None:
+        """The async client of the running event loop (made on first use in that loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._async_by_loop.get(loop)
+        if client is None:
             from sfagent.client import AsyncSiliconFlow
 
-            self._async_client = AsyncSiliconFlow(**self._options)
-            self._owned.append(self._async_client)
-        return self._async_client
+            client = self._async_by_loop[loop] = AsyncSiliconFlow(**self._options)
+        return client
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatCompletion:
         """Answer `request` whole (see `SiliconFlow.complete`)."""
-        return self.client.complete(request, timeout=_http_timeout(timeout))
+        client = self.client
+        _RequestGuard.check(client.base_url)
+        return client.complete(request, timeout=_http_timeout(timeout))
 
     def stream(self, request: ChatRequest, *, timeout: float | None = None) -> ModelStream:
         """Answer `request` as a stream (see `SiliconFlow.stream`)."""
-        return self.client.stream(request, timeout=_http_timeout(timeout))
+        client = self.client
+        _RequestGuard.check(client.base_url)
+        return client.stream(request, timeout=_http_timeout(timeout))
 
     async def complete_async(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> ChatCompletion:
         """Answer `request` whole (see `AsyncSiliconFlow.complete`)."""
-        return await self.async_client.complete(request, timeout=_http_timeout(timeout))
+        client = self.async_client
+        _RequestGuard.check(client.base_url)
+        return await client.complete(request, timeout=_http_timeout(timeout))
 
     def stream_async(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> AsyncModelStream:
         """Answer `request` as a stream (see `AsyncSiliconFlow.stream`)."""
-        return self.async_client.stream(request, timeout=_http_timeout(timeout))
+        client = self.async_client
+        _RequestGuard.check(client.base_url)
+        return client.stream(request, timeout=_http_timeout(timeout))
 
     def close(self) -> None:
-        """Close the sync client if it was made here."""
-        for owned in list(self._owned):
-            close = owned.close()
-            if close is None:
-                self._owned.remove(owned)
-            else:  # an async client's close is a coroutine: leave it to aclose()
-                close.close()
+        """Close the sync client, if it was made here."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
 
     async def aclose(self) -> None:
-        """Close every client made here."""
-        for owned in self._owned:
-            result = owned.close()
-            if result is not None:
-                await result
-        self._owned.clear()
+        """Close the clients made here: the sync one and the running loop's async one."""
+        self.close()
+        import asyncio
+
+        client = self._async_by_loop.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
 
 
 def _http_timeout(budget: float | None) -> Any:

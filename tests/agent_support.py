@@ -24,15 +24,23 @@ class Outcome:
 def drive(agent: Agent[Any], driver: str, prompt: str | None = None, **kwargs: Any) -> Outcome:
     """Run `agent` with `driver`; raises what the run raises."""
     if driver == "run_sync":
-        return Outcome(agent.run_sync(prompt, **kwargs), [])
+        with agent:
+            return Outcome(agent.run_sync(prompt, **kwargs), [])
     if driver == "run":
-        return Outcome(asyncio.run(agent.run(prompt, **kwargs)), [])
+
+        async def run() -> RunResult[Any]:
+            async with agent:  # closes the HTTP client in the loop that opened it
+                return await agent.run(prompt, **kwargs)
+
+        return Outcome(asyncio.run(run()), [])
     if driver == "stream_sync":
-        events = list(agent.stream_sync(prompt, **kwargs))
+        with agent:
+            events = list(agent.stream_sync(prompt, **kwargs))
     else:
 
         async def collect() -> list[Event]:
-            return [event async for event in agent.stream(prompt, **kwargs)]
+            async with agent:
+                return [event async for event in agent.stream(prompt, **kwargs)]
 
         events = asyncio.run(collect())
     last = events[-1]
