@@ -13,14 +13,57 @@ __version__ = "0.1.0"
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
-    # tools
     "tool": "sfagent.tools",
     "Tool": "sfagent.tools",
     "ToolSet": "sfagent.tools",
     "tool_result_text": "sfagent.tools",
     "RunContext": "sfagent.context",
+    "ApprovalRequest": "sfagent.context",
     "RunUsage": "sfagent.usage",
-    # errors
+    "Agent": "sfagent.agent",
+    "RunResult": "sfagent.result",
+    "TurnRecord": "sfagent.result",
+    "ToolCallRecord": "sfagent.result",
+    "Event": "sfagent.events",
+    "TextDelta": "sfagent.events",
+    "ReasoningDelta": "sfagent.events",
+    "ToolCallStarted": "sfagent.events",
+    "ToolResult": "sfagent.events",
+    "TurnFinished": "sfagent.events",
+    "RunFinished": "sfagent.events",
+    "Model": "sfagent.models",
+    "ModelStream": "sfagent.models",
+    "AsyncModelStream": "sfagent.models",
+    "HTTPModel": "sfagent.models",
+    "SiliconFlow": "sfagent.client",
+    "AsyncSiliconFlow": "sfagent.client",
+    "ChatStream": "sfagent.client",
+    "AsyncChatStream": "sfagent.client",
+    "RetryPolicy": "sfagent.client",
+    "ModelSettings": "sfagent.settings",
+    "ChatRequest": "sfagent.settings",
+    "DEFAULT_MODEL": "sfagent.settings",
+    "SystemMessage": "sfagent.messages",
+    "UserMessage": "sfagent.messages",
+    "AssistantMessage": "sfagent.messages",
+    "ToolMessage": "sfagent.messages",
+    "Message": "sfagent.messages",
+    "MessageBase": "sfagent.messages",
+    "TextPart": "sfagent.messages",
+    "ImagePart": "sfagent.messages",
+    "ImageURL": "sfagent.messages",
+    "VideoPart": "sfagent.messages",
+    "AudioPart": "sfagent.messages",
+    "ToolCall": "sfagent.messages",
+    "FunctionCall": "sfagent.messages",
+    "ChatCompletion": "sfagent.messages",
+    "Choice": "sfagent.messages",
+    "ChatCompletionChunk": "sfagent.messages",
+    "Usage": "sfagent.messages",
+    "image_part": "sfagent.messages",
+    "parse_message": "sfagent.messages",
+    "parse_messages": "sfagent.messages",
+    "StreamAccumulator": "sfagent.streaming",
     "SFAgentError": "sfagent.exceptions",
     "UserError": "sfagent.exceptions",
     "ToolDefinitionError": "sfagent.exceptions",
@@ -28,6 +71,16 @@ _EXPORTS: dict[str, str] = {
     "ToolArgumentsError": "sfagent.exceptions",
     "ArgumentProblem": "sfagent.exceptions",
     "ToolOutputError": "sfagent.exceptions",
+    "ModelRetry": "sfagent.exceptions",
+    "StopRun": "sfagent.exceptions",
+    "AgentRunError": "sfagent.exceptions",
+    "MaxTurnsExceeded": "sfagent.exceptions",
+    "BudgetExceeded": "sfagent.exceptions",
+    "ToolRetriesExceeded": "sfagent.exceptions",
+    "RunawayLoopError": "sfagent.exceptions",
+    "OutputTruncatedError": "sfagent.exceptions",
+    "OutputValidationError": "sfagent.exceptions",
+    "ModelRequestError": "sfagent.exceptions",
     "APIError": "sfagent.exceptions",
     "APIConnectionError": "sfagent.exceptions",
     "APITimeoutError": "sfagent.exceptions",
@@ -47,8 +100,31 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from sfagent.context import RunContext
+    from sfagent.agent import (
+        Agent,
+    )
+    from sfagent.client import (
+        AsyncChatStream,
+        AsyncSiliconFlow,
+        ChatStream,
+        RetryPolicy,
+        SiliconFlow,
+    )
+    from sfagent.context import (
+        ApprovalRequest,
+        RunContext,
+    )
+    from sfagent.events import (
+        Event,
+        ReasoningDelta,
+        RunFinished,
+        TextDelta,
+        ToolCallStarted,
+        ToolResult,
+        TurnFinished,
+    )
     from sfagent.exceptions import (
+        AgentRunError,
         APIConnectionError,
         APIError,
         APIResponseValidationError,
@@ -57,22 +133,79 @@ if TYPE_CHECKING:
         ArgumentProblem,
         AuthenticationError,
         BadRequestError,
+        BudgetExceeded,
         ConfigurationError,
         GatewayTimeoutError,
         IncompleteStreamError,
         InternalServerError,
+        MaxTurnsExceeded,
+        ModelRequestError,
+        ModelRetry,
         NotFoundError,
+        OutputTruncatedError,
+        OutputValidationError,
         PermissionDeniedError,
         RateLimitError,
+        RunawayLoopError,
         ServiceUnavailableError,
         SFAgentError,
+        StopRun,
         ToolArgumentsError,
         ToolDefinitionError,
         ToolOutputError,
+        ToolRetriesExceeded,
         UserError,
     )
-    from sfagent.tools import Tool, ToolSet, tool, tool_result_text
-    from sfagent.usage import RunUsage
+    from sfagent.messages import (
+        AssistantMessage,
+        AudioPart,
+        ChatCompletion,
+        ChatCompletionChunk,
+        Choice,
+        FunctionCall,
+        ImagePart,
+        ImageURL,
+        Message,
+        MessageBase,
+        SystemMessage,
+        TextPart,
+        ToolCall,
+        ToolMessage,
+        Usage,
+        UserMessage,
+        VideoPart,
+        image_part,
+        parse_message,
+        parse_messages,
+    )
+    from sfagent.models import (
+        AsyncModelStream,
+        HTTPModel,
+        Model,
+        ModelStream,
+    )
+    from sfagent.result import (
+        RunResult,
+        ToolCallRecord,
+        TurnRecord,
+    )
+    from sfagent.settings import (
+        DEFAULT_MODEL,
+        ChatRequest,
+        ModelSettings,
+    )
+    from sfagent.streaming import (
+        StreamAccumulator,
+    )
+    from sfagent.tools import (
+        Tool,
+        ToolSet,
+        tool,
+        tool_result_text,
+    )
+    from sfagent.usage import (
+        RunUsage,
+    )
 
 
 def __getattr__(name: str) -> Any:

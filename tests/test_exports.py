@@ -1,0 +1,60 @@
+"""The public surface: every name in `sfagent.__all__` resolves, and the list is pinned."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import sfagent
+
+PUBLIC = {
+    # tools
+    "tool", "Tool", "ToolSet", "tool_result_text", "RunContext", "ApprovalRequest", "RunUsage",
+    # the agent
+    "Agent", "RunResult", "TurnRecord", "ToolCallRecord",
+    "Event", "TextDelta", "ReasoningDelta", "ToolCallStarted", "ToolResult", "TurnFinished",
+    "RunFinished",
+    # models and the client
+    "Model", "ModelStream", "AsyncModelStream", "HTTPModel",
+    "SiliconFlow", "AsyncSiliconFlow", "ChatStream", "AsyncChatStream", "RetryPolicy",
+    "ModelSettings", "ChatRequest", "DEFAULT_MODEL", "StreamAccumulator",
+    # wire models
+    "SystemMessage", "UserMessage", "AssistantMessage", "ToolMessage", "Message", "MessageBase",
+    "TextPart", "ImagePart", "ImageURL", "VideoPart", "AudioPart", "ToolCall", "FunctionCall",
+    "ChatCompletion", "Choice", "ChatCompletionChunk", "Usage", "image_part", "parse_message",
+    "parse_messages",
+    # errors
+    "SFAgentError", "UserError", "ToolDefinitionError", "ConfigurationError",
+    "ToolArgumentsError", "ArgumentProblem", "ToolOutputError", "ModelRetry", "StopRun",
+    "AgentRunError", "MaxTurnsExceeded", "BudgetExceeded", "ToolRetriesExceeded",
+    "RunawayLoopError", "OutputTruncatedError", "OutputValidationError", "ModelRequestError",
+    "APIError", "APIConnectionError", "APITimeoutError", "APIResponseValidationError",
+    "IncompleteStreamError", "APIStatusError", "BadRequestError", "AuthenticationError",
+    "PermissionDeniedError", "NotFoundError", "RateLimitError", "InternalServerError",
+    "ServiceUnavailableError", "GatewayTimeoutError",
+}  # fmt: skip
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(sfagent.__all__) == PUBLIC | {"__version__"}
+
+
+def test_every_public_name_resolves_and_is_documented() -> None:
+    for name in PUBLIC:
+        value = getattr(sfagent, name)
+        if callable(value) and not isinstance(value, str):
+            assert getattr(value, "__doc__", None), f"{name} has no docstring"
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="does_not_exist"):
+        sfagent.does_not_exist  # noqa: B018
+
+
+def test_import_is_lazy() -> None:
+    heavy = "('httpx', 'pydantic', 'jsonschema')"
+    code = f"import sys, sfagent; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
