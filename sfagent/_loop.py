@@ -243,9 +243,11 @@ def _tool_turn(
     config: LoopConfig, state: RunState, response: ChatCompletion, message: AssistantMessage
 ) -> Generator[Action, Any, StopRun | None]:
     calls = message.tool_calls or []
-    wire = [m.to_wire() for m in state.messages]
+    wire: list[dict[str, Any]] = []  # built only if a tool takes a RunContext
 
     def context_for(name: str, call_id: str) -> RunContext[Any]:
+        if not wire:
+            wire.extend(m.to_wire() for m in state.messages)
         return RunContext(
             deps=state.deps,
             usage=replace(state.usage),

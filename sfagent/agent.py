@@ -20,12 +20,15 @@ from sfagent.tools import Tool, ToolSet
 __all__ = ["Agent"]
 
 OutputT = TypeVar("OutputT")
+DepsT = TypeVar("DepsT")
+
+_NoDeps: type = type(None)
 
 Prompt = str | Sequence[ContentPart]
 History = Sequence[MessageBase | Mapping[str, Any]]
 
 
-class Agent(Generic[OutputT]):
+class Agent(Generic[DepsT, OutputT]):
     """A model with tools, run in a loop until it answers.
 
     Each run sends the conversation with the tools' schemas, runs every tool call the model
@@ -59,6 +62,8 @@ class Agent(Generic[OutputT]):
             ``"json_schema"`` (also sent as ``response_format``; falls back to json_object
             if the endpoint rejects it).
         output_retries: Times the model is re-asked when its answer does not validate.
+        deps_type: The type of the `deps` each run passes to tools (for type checkers; a
+            run given deps of another class is refused).
         approve: Called (sync or async) with an `ApprovalRequest` before each call of a
             tool marked ``requires_approval``; return ``True`` to run it.
 
@@ -87,6 +92,7 @@ class Agent(Generic[OutputT]):
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         output_mode: OutputMode = "json_object",
         output_retries: int = 2,
+        deps_type: type[DepsT] = _NoDeps,
         approve: Callable[[ApprovalRequest], Any] | None = None,
     ) -> None:
         _check_positive(max_turns=max_turns, max_concurrency=max_concurrency,
@@ -106,6 +112,7 @@ class Agent(Generic[OutputT]):
         model_id, self.model = _resolve_model(model, client, api_key, base_url)
         self._approve = approve
         self._max_concurrency = max_concurrency
+        self._deps_type = deps_type
         self._config = LoopConfig(
             model=model_id,
             tools=self.tools,
@@ -128,7 +135,7 @@ class Agent(Generic[OutputT]):
     # --- the four drivers -------------------------------------------------------------------
 
     async def run(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> RunResult[OutputT]:
         """Run to the final answer without streaming requests.
 
@@ -144,7 +151,7 @@ class Agent(Generic[OutputT]):
         return _result(await _last_async(self._events_async(prompt, messages, deps, False)))
 
     def run_sync(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> RunResult[OutputT]:
         """Like `run`, blocking; works inside a running event loop too (e.g. Jupyter)."""
         events = self._events_sync(prompt, messages, deps, False)
@@ -154,13 +161,13 @@ class Agent(Generic[OutputT]):
         return _result(last)
 
     def stream(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> AsyncIterator[Event]:
         """Run with streamed requests, yielding events; the last is `RunFinished`."""
         return self._events_async(prompt, messages, deps, True)
 
     def stream_sync(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: Any = None
+        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> Iterator[Event]:
         """Like `stream`, blocking."""
         return self._events_sync(prompt, messages, deps, True)
@@ -168,6 +175,7 @@ class Agent(Generic[OutputT]):
     def _events_sync(
         self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> Iterator[Event]:
+        self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
         flow = run_flow(self._config, state, stream=stream)
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
@@ -175,9 +183,18 @@ class Agent(Generic[OutputT]):
     def _events_async(
         self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> AsyncIterator[Event]:
+        self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
         flow = run_flow(self._config, state, stream=stream)
         return drive_async(flow, self.model, self._policy(deps), stream=stream)
+
+    def _check_deps(self, deps: Any) -> None:
+        expected = self._deps_type
+        checkable = isinstance(expected, type) and expected is not _NoDeps
+        if deps is not None and checkable and not isinstance(deps, expected):
+            raise UserError(
+                f"deps must be a {expected.__name__} (deps_type), got {type(deps).__name__}"
+            )
 
     def _policy(self, deps: Any) -> ToolPolicy:
         return ToolPolicy(approve=self._approve, max_concurrency=self._max_concurrency, deps=deps)
@@ -194,13 +211,13 @@ class Agent(Generic[OutputT]):
         if isinstance(self.model, HTTPModel):
             await self.model.aclose()
 
-    def __enter__(self) -> Agent[OutputT]:
+    def __enter__(self) -> Agent[DepsT, OutputT]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> Agent[OutputT]:
+    async def __aenter__(self) -> Agent[DepsT, OutputT]:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -508,3 +508,10 @@ def test_invalid_agent_settings_are_refused(driver: str) -> None:
         Agent(ScriptedModel([]), max_turns=0)
     with pytest.raises(UserError, match="require approval"):
         Agent(ScriptedModel([]), tools=[tool(name="x", requires_approval=True)(lambda: 1)])
+
+
+def test_deps_of_the_wrong_type_are_refused(driver: str) -> None:
+    agent = Agent(ScriptedModel(["ok"]), deps_type=dict)
+    with pytest.raises(UserError, match="deps must be a dict"):
+        drive(agent, driver, "hi", deps=["not", "a", "dict"])
+    assert drive(Agent(ScriptedModel(["ok"]), deps_type=dict), driver, "hi", deps={}).result
