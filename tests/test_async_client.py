@@ -263,3 +263,12 @@ async def test_the_key_never_leaks(
     texts += [r.getMessage() for r in caplog.records]
     texts += [f"{e} {e!r} {getattr(e, 'body', None)!r}" for e in errors]
     assert all(KEY not in text for text in texts)
+
+
+async def test_e2e_disconnect_is_a_connection_error_not_a_timeout(server: LoopbackServer) -> None:
+    # httpx-aiohttp reports a server disconnect as httpx.ConnectTimeout; we look beneath it.
+    server.add(Reply(fault="drop_before_response"))
+    async with AsyncSiliconFlow(api_key=KEY, base_url=server.base_url, retry=None) as sf:
+        with pytest.raises(APIConnectionError) as info:
+            await sf.complete(REQUEST)
+    assert not isinstance(info.value, APITimeoutError)
