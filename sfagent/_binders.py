@@ -11,7 +11,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sfagent._arguments import ArgumentsParseError, parse_arguments, problems_from_pydantic
+from sfagent._arguments import (
+    ArgumentsParseError,
+    parse_arguments,
+    problems_from_pydantic,
+    render_value,
+)
 from sfagent._jsonschema import JSONSchema, drop_default_nulls
 from sfagent._schema import FunctionSchema
 from sfagent.exceptions import ArgumentProblem, ToolArgumentsError
@@ -36,6 +41,13 @@ class ModelBinder:
         self._params = spec.call_params
         self._loose = spec.loose_parameters
         self._tool_name = tool_name
+        # Under strict the schema closes every object, nested ones too, but a nested model of
+        # the user's keeps its own (lenient) config: the schema itself finds unknown keys.
+        self._closed: Any = None
+        if spec.loose_parameters is not None:
+            from jsonschema import Draft202012Validator
+
+            self._closed = Draft202012Validator(spec.parameters)
         # Fast path: pydantic parses and validates JSON text in one pass, in Rust. Strict tools
         # need the dict first (to drop "not given" nulls), so they take the general path.
         self._direct_json = spec.loose_parameters is None
@@ -56,6 +68,8 @@ class ModelBinder:
         except ValidationError as exc:
             problems = problems_from_pydantic(exc.errors(include_url=False))
             raise ToolArgumentsError(self._tool_name, problems) from None
+        except _UnknownKeys as exc:
+            raise ToolArgumentsError(self._tool_name, exc.problems) from None
         values = validated.__dict__
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -70,8 +84,31 @@ class ModelBinder:
     def _parse(self, arguments: Arguments) -> dict[str, Any]:
         data = _parse_or_raise(arguments, self._tool_name)
         if self._loose is not None:
+            unknown = _unknown_keys(self._closed, data)
+            if unknown:
+                raise _UnknownKeys(unknown)
             data = drop_default_nulls(data, self._loose)
         return data
+
+
+class _UnknownKeys(Exception):
+    def __init__(self, problems: list[ArgumentProblem]) -> None:
+        super().__init__()
+        self.problems = problems
+
+
+def _unknown_keys(validator: Any, data: dict[str, Any]) -> list[ArgumentProblem]:
+    problems = []
+    for error in validator.iter_errors(data):
+        if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+            continue  # everything else is pydantic's to report, in its words
+        known = error.schema.get("properties", {})
+        prefix = "".join(f"{part}." for part in error.absolute_path)
+        for key in error.instance:
+            if key not in known:
+                got = render_value(error.instance[key])
+                problems.append(ArgumentProblem(f"{prefix}{key}", "unknown argument", got=got))
+    return problems
 
 
 class JsonSchemaBinder:

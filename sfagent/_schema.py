@@ -7,6 +7,7 @@ Only public pydantic API is used (`create_model`, `ConfigDict`, `GenerateJsonSch
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -95,7 +96,10 @@ def function_schema(
             unresolvable annotation, a shape strict mode refuses, an invalid schema).
     """
     signature = _signature(fn, tool_name, local_names)
-    docs = parse_docstring(inspect.getdoc(fn))
+    documented: Any = fn
+    while isinstance(documented, functools.partial):
+        documented = documented.func  # a partial's own docstring describes `partial`
+    docs = parse_docstring(inspect.getdoc(documented))
     fields: dict[str, Any] = {}
     call_params: list[ParameterSpec] = []
     context_param: str | None = None

@@ -169,10 +169,12 @@ def test_callable_instance_and_partial() -> None:
     assert scaled.invoke('{"factor": 2}') == 6
 
     def power(base: int, exponent: int) -> int:
+        """Raise to a power."""
         return int(base**exponent)
 
     square = tool(functools.partial(power, exponent=2), name="square")
     assert square.invoke('{"base": 7}') == 49
+    assert square.description == "Raise to a power."
 
 
 def test_positional_only_parameters_are_passed_positionally() -> None:
