@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import TracebackType
+from urllib.request import getproxies
 
 import anyio
 import httpx
@@ -334,6 +335,10 @@ def _as_timeout(timeout: Timeout) -> httpx.Timeout:
 
 
 def _default_async_transport() -> httpx.AsyncBaseTransport | None:
+    # httpx ignores proxy environment variables once given a transport, and this one does not
+    # read them either: behind a proxy, httpx's own transport is the one that works.
+    if any(key in getproxies() for key in ("http", "https", "all")):
+        return None
     try:
         from httpx_aiohttp import AiohttpTransport
     except ImportError:
