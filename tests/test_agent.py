@@ -35,8 +35,7 @@ from sfagent.exceptions import (
     UserError,
 )
 from sfagent.settings import ModelSettings
-from sfagent.testing import Reply, ScriptedToolCall
-from sfagent.testing._models import ScriptedModel
+from sfagent.testing import Reply, ScriptedModel, ScriptedToolCall
 from tests.agent_support import DRIVERS, drive, roles, tool_contents
 
 pytestmark = pytest.mark.parametrize("driver", DRIVERS)

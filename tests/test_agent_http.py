@@ -11,9 +11,14 @@ import pytest
 from sfagent import UserError, tool
 from sfagent.agent import Agent
 from sfagent.exceptions import ModelRequestError, RateLimitError
-from sfagent.testing import LoopbackServer, Reply, ScriptedToolCall
-from sfagent.testing._demo import DemoModel
-from sfagent.testing._guard import allow_model_requests, block_model_requests
+from sfagent.testing import (
+    DemoModel,
+    LoopbackServer,
+    Reply,
+    ScriptedToolCall,
+    allow_model_requests,
+    block_model_requests,
+)
 from tests.agent_support import DRIVERS, drive, tool_contents
 
 KEY = "sk-loopback-test"

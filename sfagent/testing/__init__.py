@@ -1,19 +1,30 @@
 """Tools for testing code that uses sfagent, without the network.
 
-`LoopbackServer` is a real HTTP server on 127.0.0.1 that speaks SiliconFlow's API, answering with
-scripted `Reply` objects and injecting faults on request.
+- `ScriptedModel` answers an agent with a fixed list of `Reply` objects and records requests.
+- `DemoModel` calls the tools it is given with plausible arguments, then sums up the results.
+- `LoopbackServer` is a real HTTP server on 127.0.0.1 that speaks SiliconFlow's API, answering
+  with scripted `Reply` objects and injecting faults on request.
+- `allow_model_requests(False)` / `block_model_requests()` make real model requests fail.
 """
 
 from __future__ import annotations
 
+from sfagent.testing._demo import DemoModel
+from sfagent.testing._guard import allow_model_requests, block_model_requests
+from sfagent.testing._models import OfflineModel, ScriptedModel
 from sfagent.testing._script import Fault, RecordedRequest, Reply, ScriptedToolCall
 from sfagent.testing._server import DEFAULT_MODELS, LoopbackServer
 
 __all__ = [
     "DEFAULT_MODELS",
+    "DemoModel",
     "Fault",
     "LoopbackServer",
+    "OfflineModel",
     "RecordedRequest",
     "Reply",
+    "ScriptedModel",
     "ScriptedToolCall",
+    "allow_model_requests",
+    "block_model_requests",
 ]
