@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "siliconflow"
-"""The captured SiliconFlow payloads beside the project (``../shared/fixtures/siliconflow``)."""
+_SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "siliconflow"
+_VENDORED = Path(__file__).resolve().parent / "fixtures" / "siliconflow"
+FIXTURES = _SHARED if _SHARED.is_dir() else _VENDORED
+"""The captured SiliconFlow payloads: ``../shared/fixtures/siliconflow`` beside the project when
+it is there, else the copy in ``tests/fixtures`` (so a lone clone still runs its tests)."""
 
 
 @pytest.fixture
@@ -20,5 +23,7 @@ def anyio_backend() -> str:
 def fixtures_dir() -> Path:
     """Directory of the captured SiliconFlow payloads."""
     if not FIXTURES.is_dir():
-        pytest.fail(f"fixtures not found at {FIXTURES}; the shared/ folder must sit beside the project")
+        pytest.fail(
+            f"fixtures not found at {FIXTURES}; the shared/ folder must sit beside the project"
+        )
     return FIXTURES
