@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,8 +10,8 @@ from sfagent._sse import SSEDecoder
 from sfagent.exceptions import SFAgentError
 from sfagent.messages import ChatCompletion
 from sfagent.streaming import StreamState
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "siliconflow"
 STREAMS = {
     name: (FIXTURES / name).read_bytes()
     for name in ("stream_reasoning_r1.sse", "stream_parallel_tool_calls_deepseek.sse")
