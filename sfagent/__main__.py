@@ -1,0 +1,5 @@
+"""``python -m sfagent``: the `sfagent` command."""
+
+from sfagent.cli import main
+
+raise SystemExit(main())

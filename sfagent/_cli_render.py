@@ -1,0 +1,266 @@
+"""What `sfagent run` and `sfagent chat` show: events as terminal lines, results as JSON.
+
+Plain ANSI escapes, used only when the stream is a terminal and ``NO_COLOR`` is unset (see
+https://no-color.org); ``FORCE_COLOR`` turns them on anyway. The formatting functions are pure;
+`Renderer` only writes what they return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import IO, Any
+
+from sfagent.events import (
+    Event,
+    ReasoningDelta,
+    RunFinished,
+    TextDelta,
+    ToolCallStarted,
+    ToolResult,
+)
+from sfagent.result import RunResult
+from sfagent.usage import RunUsage
+
+__all__ = [
+    "Renderer",
+    "Style",
+    "format_duration",
+    "format_usage",
+    "replay",
+    "result_json",
+    "shorten",
+]
+
+_SPACES = re.compile(r"\s+")
+
+
+class Style:
+    """ANSI styling that switches itself off where it does not belong.
+
+    Args:
+        enabled: Whether to emit escape codes.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: IO[str], environ: dict[str, str] | None = None) -> Style:
+        """Colours for `stream`: on a terminal, unless ``NO_COLOR`` or ``TERM=dumb``."""
+        env = os.environ if environ is None else environ
+        if env.get("NO_COLOR"):
+            return cls(False)
+        if env.get("FORCE_COLOR"):
+            return cls(True)
+        isatty = getattr(stream, "isatty", None)
+        return cls(bool(isatty and isatty()) and env.get("TERM") != "dumb")
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled and text else text
+
+    def dim(self, text: str) -> str:
+        """Faint text (reasoning, usage)."""
+        return self._wrap("2", text)
+
+    def bold(self, text: str) -> str:
+        """Bold text (tool names)."""
+        return self._wrap("1", text)
+
+    def red(self, text: str) -> str:
+        """Red text (errors)."""
+        return self._wrap("31", text)
+
+    def green(self, text: str) -> str:
+        """Green text (successful tool results)."""
+        return self._wrap("32", text)
+
+    def cyan(self, text: str) -> str:
+        """Cyan text (tool calls)."""
+        return self._wrap("36", text)
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    """`text` on one line (whitespace runs become one space), cut to `limit` characters."""
+    flat = _SPACES.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def format_duration(seconds: float) -> str:
+    """``"12 ms"`` under a second, ``"1.25 s"`` above."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def format_usage(usage: RunUsage, wall_time: float) -> str:
+    """The run's usage as one line: requests, tokens, tool calls, wall time."""
+    requests = f"{usage.requests} request{'s' if usage.requests != 1 else ''}"
+    tokens = (
+        f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt + "
+        f"{usage.completion_tokens} completion"
+    )
+    if usage.reasoning_tokens:
+        tokens += f", {usage.reasoning_tokens} reasoning"
+    calls = f"{usage.tool_calls} tool call{'s' if usage.tool_calls != 1 else ''}"
+    return " · ".join([requests, tokens + ")", calls, format_duration(wall_time)])
+
+
+class Renderer:
+    """Writes a run's events to a terminal as they arrive.
+
+    Reasoning is dimmed; each tool call shows its arguments when it starts, then its result
+    (shortened to one line) and duration; answer text streams as is.
+
+    Args:
+        write: Where text goes (e.g. ``sys.stdout.write``); flushed by `flush`.
+        style: Colours to use.
+        flush: Called after each event so text appears while it streams.
+        width: Characters a shortened tool result may take.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], object],
+        style: Style,
+        *,
+        flush: Callable[[], object] = lambda: None,
+        width: int = 100,
+    ) -> None:
+        self._write = write
+        self._flush = flush
+        self.style = style
+        self.width = width
+        self._mode = ""  # "reasoning", "text", or "" at the start of a line
+        self._fresh_line = True
+        self._answer_shown = False  # text seen since the last tool call
+
+    def handle(self, event: Event) -> None:
+        """Show one event."""
+        if isinstance(event, ReasoningDelta):
+            self._stream("reasoning", self.style.dim(event.text), event.text)
+        elif isinstance(event, TextDelta):
+            self._stream("text", event.text, event.text)
+            self._answer_shown = self._answer_shown or bool(event.text)
+        elif isinstance(event, ToolCallStarted):
+            self._answer_shown = False
+            self._line(self.style.cyan("→ ") + self.style.bold(event.name) + " " + event.arguments)
+        elif isinstance(event, ToolResult):
+            self._line(self._result_line(event))
+        self._flush()
+
+    def finish(self, usage: RunUsage, wall_time: float, *, output: Any = None) -> None:
+        """Write the output if no text showed it (e.g. a tool's `StopRun`), then usage."""
+        if not self._answer_shown and output is not None:
+            self._line(_output_text(output))
+        self._end_line()
+        self._answer_shown = False
+        self._write(self.style.dim(format_usage(usage, wall_time)) + "\n")
+        self._flush()
+
+    def end_line(self) -> None:
+        """Make sure what follows starts on a new line."""
+        self._end_line()
+        self._flush()
+
+    def _result_line(self, event: ToolResult) -> str:
+        took = self.style.dim(f"({format_duration(event.duration)})")
+        if event.error is not None:
+            mark = self.style.red("✗ ")
+            text = self.style.red(shorten(event.content or event.error, self.width))
+        else:
+            mark = self.style.green("← ")
+            text = shorten(event.content, self.width)
+        return f"{mark}{self.style.bold(event.name)} {text} {took}"
+
+    def _stream(self, mode: str, shown: str, raw: str) -> None:
+        if not raw:
+            return
+        if self._mode != mode:
+            self._end_line()
+            self._mode = mode
+        self._write(shown)
+        self._fresh_line = raw.endswith("\n")
+
+    def _line(self, text: str) -> None:
+        self._end_line()
+        self._mode = ""
+        self._write(text + "\n")
+
+    def _end_line(self) -> None:
+        if not self._fresh_line:
+            self._write("\n")
+            self._fresh_line = True
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    from pydantic_core import to_json
+
+    return to_json(output, indent=2).decode()
+
+
+def replay(result: RunResult[Any]) -> Iterator[Event]:
+    """A finished run's events rebuilt from its turn records (for runs that did not stream).
+
+    Tool calls appear as started-then-finished pairs, in call order.
+    """
+    for number, turn in enumerate(result.turns, start=1):
+        choices = turn.response.choices
+        message = choices[0].message if choices else None
+        if message is not None and message.reasoning_content:
+            yield ReasoningDelta(message.reasoning_content, number)
+        content = message.content if message is not None else None
+        if isinstance(content, str) and content:
+            yield TextDelta(content, number)
+        for call in turn.tool_calls:
+            yield ToolCallStarted(call.call_id, call.name, call.arguments, number)
+            yield ToolResult(
+                call.call_id, call.name, call.content, call.duration, call.error, number
+            )
+    if result.output is not None or result.turns:
+        yield RunFinished(result)
+
+
+def result_json(
+    result: RunResult[Any] | None,
+    *,
+    model: str,
+    offline: bool,
+    wall_time: float,
+    error: dict[str, Any] | None = None,
+) -> str:
+    """The machine-readable summary `sfagent run --json` prints.
+
+    Keys: ``output``, ``model``, ``offline``, ``usage``, ``wall_time``, ``turns`` (per model
+    request: finish reason and tool calls), ``messages`` (the whole conversation) and
+    ``error`` (``null`` on success).
+    """
+    from pydantic_core import to_jsonable_python
+
+    turns = []
+    if result is not None:
+        for number, turn in enumerate(result.turns, start=1):
+            choices = turn.response.choices
+            turns.append(
+                {
+                    "turn": number,
+                    "finish_reason": choices[0].finish_reason if choices else None,
+                    "tool_calls": [asdict(call) for call in turn.tool_calls],
+                }
+            )
+    payload = {
+        "output": to_jsonable_python(result.output) if result is not None else None,
+        "model": model,
+        "offline": offline,
+        "usage": asdict(result.usage) if result is not None else asdict(RunUsage()),
+        "wall_time": round(wall_time, 3),
+        "turns": turns,
+        "messages": result.messages if result is not None else [],
+        "error": error,
+    }
+    return json.dumps(payload, ensure_ascii=False, indent=2)
