@@ -1,0 +1,270 @@
+"""Every example in ``examples/`` runs, offline by default and over HTTP with a key.
+
+Each example runs as a user runs it: ``python examples/NAME.py`` in a subprocess from the repo
+root. Offline runs have ``SILICONFLOW_API_KEY`` removed; online runs point
+``SILICONFLOW_BASE_URL`` at a `LoopbackServer` and check the example really used it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from sfagent import Tool
+from sfagent.testing import LoopbackServer, RecordedRequest, Reply, ScriptedToolCall
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DATA = EXAMPLES / "data"
+DEMO = "No SILICONFLOW_API_KEY: running offline on the demo model."
+SCRIPTED = "No SILICONFLOW_API_KEY: running offline on the scripted model."
+
+
+def run_example(
+    name: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python examples/<name>.py args...`` from the repo root, without an API key."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SILICONFLOW_")}
+    return subprocess.run(
+        [sys.executable, f"examples/{name}.py", *args],
+        cwd=ROOT,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(process: subprocess.CompletedProcess[str], stderr: str | None) -> str:
+    """Check the run succeeded and printed exactly `stderr` there; return its stdout."""
+    assert process.returncode == 0, process.stderr
+    assert process.stderr.strip() == (stderr or ""), process.stderr
+    return process.stdout
+
+
+def load(name: str) -> ModuleType:
+    """Import an example from its file, as ``sfagent run examples/NAME.py`` does."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- offline: every example ----------------------------------------------------------------
+
+
+def check_weather() -> None:
+    out = ok(run_example("weather"), DEMO)
+    assert '→ get_weather({"city": "Beijing"})' in out
+    assert '→ get_weather({"city": "Shanghai"})' in out
+    assert re.search(r"Beijing.*temperature.*celsius", out)
+    assert re.search(r"Shanghai.*temperature.*celsius", out)
+    assert re.search(r"^\(2 requests, \d+ tokens\)$", out, re.MULTILINE)
+
+
+def check_custom_tools() -> None:
+    out = ok(run_example("custom_tools"), SCRIPTED)
+    # The final answer is built from what the three tools really returned.
+    assert out.splitlines()[-1] == (
+        "(17 + 25) * 3 = 126. 42 km is 26.0976 miles. Your notes that mention tea: hangzhou.txt."
+    )
+    assert '→ search_files({"query": "tea"}) = [{"file":"hangzhou.txt","line":6,' in out
+
+
+def check_report_task(tmp_path: Path) -> None:
+    report = tmp_path / "out" / "report.md"
+    out = ok(run_example("report_task", str(report)), SCRIPTED)
+    assert out.startswith("Plan: list the notes")
+    for tool_name in ("list_files", "file_stats", "read_file", "write_report"):
+        assert f"→ {tool_name}(" in out
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("# Notes report\n")
+    counts = {}
+    for path in sorted(DATA.glob("*.txt")):
+        content = path.read_text(encoding="utf-8")
+        counts[path.name] = len(content.split())
+        assert f"| {path.name} | {len(content.splitlines())} | {counts[path.name]} |" in text
+    longest = max(counts, key=counts.__getitem__)
+    assert f"The longest note is **{longest}**" in text
+    assert text in out  # the example prints the report it wrote
+
+
+def check_structured_output() -> None:
+    out = ok(run_example("structured_output"), SCRIPTED)
+    assert out.startswith("Hangzhou: 2 days, about 1500 yuan\n")
+    printed = out[out.index("\n{") + 1 :]
+    plan = load("structured_output").TripPlan.model_validate_json(printed)
+    assert plan.city == "Hangzhou"
+    assert [day.day for day in plan.days] == [1, 2]
+
+
+def check_streaming() -> None:
+    out = ok(run_example("streaming"), SCRIPTED)
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
+    assert out.splitlines() == [
+        "Two cities to compare. I'll look up both populations.",
+        '→ get_population({"city": "Chongqing"})',
+        '→ get_population({"city": "Chengdu"})',
+        *[line for line in out.splitlines() if line.startswith("← ")],
+        "32.1 million against 21.4 million: Chongqing is larger.",
+        "Chongqing is bigger: about 32.1 million people, against 21.4 million in Chengdu.",
+        out.splitlines()[-1],
+    ]
+    assert re.search(r"^← Chongqing: 32\.1 million \(\d+\.\d ms\)$", out, re.MULTILINE)
+    assert re.search(r"^← Chengdu: 21\.4 million \(\d+\.\d ms\)$", out, re.MULTILINE)
+    assert re.fullmatch(r"\(2 requests, \d+ tokens\)", out.splitlines()[-1])
+
+
+def check_vision() -> None:
+    out = ok(run_example("vision"), SCRIPTED)
+    assert out.startswith("bar_chart.png: There are three bars: red, green and blue.")
+
+
+def check_many_runs() -> None:
+    out = ok(run_example("many_runs"), DEMO)
+    capitals = load("many_runs").CAPITALS
+    for country, capital in capitals.items():
+        assert re.search(rf"^ *{country}: .*{capital}$", out, re.MULTILINE), country
+    assert re.search(r"^20 runs in \d+\.\d\d s", out, re.MULTILINE)
+    assert re.search(r"^40 requests, 20 tool calls, \d+ tokens$", out, re.MULTILINE)
+
+
+OFFLINE_CHECKS: dict[str, Callable[..., None]] = {
+    "weather": check_weather,
+    "custom_tools": check_custom_tools,
+    "report_task": check_report_task,
+    "structured_output": check_structured_output,
+    "streaming": check_streaming,
+    "vision": check_vision,
+    "many_runs": check_many_runs,
+}
+
+
+def test_every_example_on_disk_is_tested() -> None:
+    on_disk = {p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert on_disk == set(OFFLINE_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE_CHECKS))
+def test_example_runs_offline(name: str, tmp_path: Path) -> None:
+    check = OFFLINE_CHECKS[name]
+    if name == "report_task":
+        check(tmp_path)
+    else:
+        check()
+
+
+def test_report_task_without_a_path_writes_to_a_temporary_folder() -> None:
+    out = ok(run_example("report_task"), SCRIPTED)
+    report = Path(re.search(r"^--- (.+report\.md) ---$", out, re.MULTILINE)[1])  # type: ignore[index]
+    try:
+        assert report.read_text(encoding="utf-8").startswith("# Notes report")
+    finally:
+        report.unlink()
+        report.parent.rmdir()
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE_CHECKS))
+def test_example_imports_without_side_effects(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CLI imports an example to find its tools: nothing may run or print on import.
+    module = load(name)
+    assert capsys.readouterr() == ("", "")
+    tools = [v for v in vars(module).values() if isinstance(v, Tool)]
+    assert tools or name == "vision"  # a question about an image needs no tools
+
+
+# --- online: over HTTP against a loopback server -------------------------------------------
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LoopbackServer]]:
+    servers: list[LoopbackServer] = []
+
+    def start(replies: Any) -> LoopbackServer:
+        servers.append(LoopbackServer(replies).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def online(name: str, server: LoopbackServer, *args: str) -> str:
+    env = {"SILICONFLOW_API_KEY": "test", "SILICONFLOW_BASE_URL": server.base_url}
+    return ok(run_example(name, *args, env=env), None)
+
+
+def last_role(request: RecordedRequest) -> str:
+    return str(request.json["messages"][-1]["role"])
+
+
+def test_weather_online(serve: Callable[..., LoopbackServer]) -> None:
+    def reply(request: RecordedRequest) -> Reply:
+        if last_role(request) == "user":
+            return Reply(
+                tool_calls=[
+                    ScriptedToolCall("get_weather", {"city": "Beijing"}),
+                    ScriptedToolCall("get_weather", {"city": "Shanghai", "unit": "fahrenheit"}),
+                ]
+            )
+        return Reply(text="Beijing is rainy; Shanghai is windy.")
+
+    server = serve(reply)
+    out = online("weather", server)
+    assert out.splitlines()[2] == "Beijing is rainy; Shanghai is windy."
+    first, second = (r.json for r in server.requests)
+    assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 2
+    assert first["model"] == "Qwen/Qwen3-8B"
+    assert first["messages"][-1]["content"] == "What's the weather in Beijing and Shanghai?"
+    assert [t["function"]["name"] for t in first["tools"]] == ["get_weather"]
+    results = [json.loads(m["content"]) for m in second["messages"] if m["role"] == "tool"]
+    assert [(r["city"], r["unit"]) for r in results] == [
+        ("Beijing", "celsius"),
+        ("Shanghai", "fahrenheit"),
+    ]
+
+
+def test_vision_online_sends_the_image_inline(serve: Callable[..., LoopbackServer]) -> None:
+    server = serve([Reply(text="Three bars; the green one is tallest.")])
+    out = online("vision", server)
+    assert out.startswith("bar_chart.png: Three bars; the green one is tallest.")
+    (request,) = server.requests
+    assert request.json["model"] == "Qwen/Qwen2.5-VL-72B-Instruct"
+    text, image = request.json["messages"][-1]["content"]
+    assert text["type"] == "text"
+    assert image["type"] == "image_url"
+    assert image["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert image["image_url"]["detail"] == "low"
+
+
+def test_many_runs_online(serve: Callable[..., LoopbackServer]) -> None:
+    def reply(request: RecordedRequest) -> Reply:
+        messages = request.json["messages"]
+        if last_role(request) == "user":
+            country = messages[-1]["content"].removeprefix("What is the capital of ")[:-1]
+            return Reply(tool_calls=[ScriptedToolCall("get_capital", {"country": country})])
+        return Reply(text=messages[-1]["content"])
+
+    server = serve(reply)
+    out = online("many_runs", server)
+    assert "Mexico: Mexico City\n" in out
+    assert "40 requests, 20 tool calls" in out
+    assert len(server.requests) == 40
+    assert {r.json["model"] for r in server.requests} == {"Qwen/Qwen3-8B"}
+    assert all(r.json["enable_thinking"] is False for r in server.requests)
