@@ -68,7 +68,7 @@ def sync_rows(url: str, requests: int, repeat: int) -> list[tuple[str, float]]:
             ("bare httpx.Client, post + .json()", per_request(bare, requests, repeat)),
             ("SiliconFlow.complete", per_request(lambda: sf.complete(REQUEST), requests, repeat)),
             (
-                "bare httpx.Client, stream, iter_lines + json.loads",
+                "bare httpx.Client, stream + json.loads",
                 per_request(bare_stream, requests, repeat),
             ),
             ("SiliconFlow.stream -> final response", per_request(ours_stream, requests, repeat)),
