@@ -438,3 +438,15 @@ def test_the_key_never_leaks(server: LoopbackServer, caplog: pytest.LogCaptureFi
         texts += [str(err), repr(err), repr(getattr(err, "body", None))]
     assert all(KEY not in text for text in texts)
     assert "***" in str(errors[0])
+
+
+def test_list_models_parses_and_rejects_odd_bodies() -> None:
+    good = httpx.Response(200, json={"object": "list", "data": [{"id": "a"}, {"id": "b"}]})
+    handler, seen = scripted(good, httpx.Response(200, json={"models": []}))
+    with mock_client(handler) as (client, _):
+        assert client.list_models() == ["a", "b"]
+        with pytest.raises(APIResponseValidationError):
+            client.list_models()
+    assert seen[0].method == "GET"
+    assert str(seen[0].url) == "https://api.example.test/v1/models"
+    assert "content-type" not in seen[0].headers
