@@ -232,10 +232,8 @@ def _describe_run_error(exc: BaseException) -> str:
     result = exc.result if isinstance(exc, AgentRunError) else None
     usage = getattr(result, "usage", None)
     if usage is not None:
-        text += (
-            f" (partial result kept: {usage.requests} requests, {usage.tool_calls} tool calls;"
-            " --json prints it)"
-        )
+        done = f"{_plural(usage.requests, 'request')}, {_plural(usage.tool_calls, 'tool call')}"
+        text += f" (partial result kept: {done}; --json prints it)"
     return text
 
 
@@ -265,8 +263,12 @@ def _describe_api_error(exc: BaseException) -> str:
         if error.code == 20012:
             hint = "check --model (`sfagent models` lists the ids)"
         if hint:
-            text += f"; {hint}"
+            text += f" — {hint}"
     return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _first_line(text: str) -> str:

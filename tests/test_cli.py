@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sfagent._cli_render import Renderer, Style, format_duration, format_usage, shorten
-from sfagent.cli import main
+from sfagent.cli import EXIT_CODES, main
 from sfagent.events import ReasoningDelta, TextDelta, ToolCallStarted, ToolResult
 from sfagent.testing import DEFAULT_MODELS, LoopbackServer, Reply, ScriptedToolCall
 from sfagent.tools import ToolSet, tool
@@ -28,23 +29,9 @@ from sfagent.usage import RunUsage
 FAKE_KEY = "sk-cli-test-secret-0123456789"
 OFFLINE_LINE = "No SILICONFLOW_API_KEY set: running on the offline demo model."
 
-WEATHER = '''
-from sfagent import tool
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Current weather of a city.
-
-    Args:
-        city: The city's name.
-    """
-    return f"{city}: sunny, 21°C"
-
-
-def helper() -> None:
-    """Not a tool: plain functions are not collected."""
-'''
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+WEATHER = DOCS.read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+"""The tool file shown in docs/cli.md: the tests run exactly what the docs show."""
 
 AGENT_FILE = '''
 from sfagent import Agent, tool
@@ -146,7 +133,7 @@ def server() -> Iterator[LoopbackServer]:
 
 
 def test_run_offline_streams_tool_calls_answer_and_usage(weather: Path, tmp_path: Path) -> None:
-    proc = sfagent("run", str(weather), "What's the weather in Beijing and Shanghai?", cwd=tmp_path)
+    proc = sfagent("run", "weather.py", "What's the weather in Beijing and Shanghai?", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == OFFLINE_LINE  # exactly one line, nothing else
     out = proc.stdout
@@ -155,6 +142,15 @@ def test_run_offline_streams_tool_calls_answer_and_usage(weather: Path, tmp_path
     assert "(demo model) Here is what the tools returned:" in out
     assert out.splitlines()[-1].startswith("2 requests · ")
     assert "2 tool calls" in out.splitlines()[-1]
+    shown = DOCS.read_text(encoding="utf-8").split("```console\n", 1)[1].split("```", 1)[0]
+    command, notice, *lines = shown.splitlines()
+    assert command == """$ sfagent run weather.py "What's the weather in Beijing and Shanghai?\""""
+    assert notice == OFFLINE_LINE
+    assert _untimed(out.splitlines()) == _untimed(lines)  # the docs show the real thing
+
+
+def _untimed(lines: list[str]) -> list[str]:
+    return [re.sub(r"\d+(\.\d+)? m?s\b", "T", line) for line in lines]
 
 
 def test_run_json_is_the_only_stdout(weather: Path, tmp_path: Path) -> None:
@@ -188,7 +184,6 @@ def test_tools_prints_the_schemas_as_sent(weather: Path, tmp_path: Path) -> None
 
     assert json.loads(proc.stdout) == ToolSet([get_weather]).schemas
     assert "21°C" not in proc.stdout
-    assert "helper" not in proc.stdout
     assert proc.stdout.startswith("[\n  {")  # pretty-printed
 
 
@@ -225,7 +220,7 @@ def test_max_turns_reports_the_partial_result(weather: Path, tmp_path: Path) -> 
                    cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1
     line = one_error_line(proc)
-    assert "partial result kept: 1 requests, 1 tool calls" in line
+    assert "partial result kept: 1 request, 1 tool call" in line
     data = json.loads(proc.stdout)  # the partial run, for machines
     assert data["error"]["type"] == "MaxTurnsExceeded"
     assert data["output"] is None
@@ -252,7 +247,7 @@ def test_file_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     (tmp_path / "empty.py").write_text("def plain(): ...\n", encoding="utf-8")
     (tmp_path / "w.py").write_text(WEATHER, encoding="utf-8")
     script = (
-        "import sys\nfrom sfagent.cli import main\n"
+        "import sys\nfrom sfagent.cli import EXIT_CODES, main\n"
         'for argv in (["run", "missing.py", "hi"], ["run", "broken.py", "hi"],\n'
         '             ["tools", "empty.py"], ["run", "w.py", "--prompt-file", "nope.txt"],\n'
         '             ["run", "w.py"], ["tools", "no_such_module"]):\n'
@@ -497,3 +492,9 @@ def test_several_agents_need_a_name(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     assert main(["tools", f"{path}:a"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["function"]["name"] == "f"
+
+
+def test_docs_list_every_exit_code() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for code in EXIT_CODES:
+        assert f"\n| {code} | " in text
