@@ -55,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     _tolerant_output()
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills an optional positional before the options that follow it: take the
+    # prompt of `run FILE --offline "prompt"` back from the leftovers.
+    if extra and getattr(args, "prompt", "") is None and not extra[0].startswith("-"):
+        args.prompt, extra = extra[0], extra[1:]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.debug:
         logging.basicConfig(format="%(name)s: %(message)s")
         logging.getLogger("sfagent").setLevel(logging.DEBUG)

@@ -154,8 +154,9 @@ def _untimed(lines: list[str]) -> list[str]:
 
 
 def test_run_json_is_the_only_stdout(weather: Path, tmp_path: Path) -> None:
+    # options on both sides of the file: the prompt is found either way
     proc = sfagent(
-        "run", "--json", "--no-stream", str(weather), "What's the weather in Paris?", cwd=tmp_path
+        "run", "--json", str(weather), "--no-stream", "What's the weather in Paris?", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
