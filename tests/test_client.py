@@ -450,3 +450,21 @@ def test_list_models_parses_and_rejects_odd_bodies() -> None:
     assert seen[0].method == "GET"
     assert str(seen[0].url) == "https://api.example.test/v1/models"
     assert "content-type" not in seen[0].headers
+
+
+def test_e2e_stream_and_complete_give_the_same_response() -> None:
+    calls = [
+        ScriptedToolCall("f", {"a": "a longer value"}, id="c1"),
+        ScriptedToolCall("g", id="c2"),
+    ]
+    reply = Reply(text="Some text here.", reasoning="Think a bit.", tool_calls=calls)
+    with (
+        LoopbackServer(default=reply) as server,
+        SiliconFlow(api_key=KEY, base_url=server.base_url) as sf,
+    ):
+        plain = sf.complete(REQUEST)
+        streamed = sf.stream(REQUEST).get_final_response()
+    skip = {"id", "created"}
+    assert plain.model_dump(exclude=skip) == streamed.model_dump(exclude=skip)
+    assert plain.usage is not None
+    assert plain.usage.reasoning_tokens == 3

@@ -199,7 +199,9 @@ class Completion:
             ]
         self.usage.reasoning = len(pieces(reply.reasoning or ""))
         self.usage.completion = self.usage.reasoning + len(pieces(reply.text or ""))
-        self.usage.completion += sum(len(c.arguments_text()) // 4 + 1 for c in reply.tool_calls)
+        self.usage.completion += sum(
+            1 + len(_argument_pieces(c.arguments_text())) for c in reply.tool_calls
+        )
         return {
             "id": self.id,
             "object": "chat.completion",
