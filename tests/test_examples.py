@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -189,6 +190,37 @@ def test_example_imports_without_side_effects(
     assert tools or name == "vision"  # a question about an image needs no tools
 
 
+def sfagent_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SILICONFLOW_")}
+    return subprocess.run(
+        [sys.executable, "-m", "sfagent", *args],
+        cwd=ROOT,
+        env={**clean, "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_finds_the_example_tools() -> None:
+    # One file is enough here: the import test above covers every example the same way.
+    process = sfagent_cli("tools", "examples/custom_tools.py")
+    assert process.returncode == 0, process.stderr
+    names = [t["function"]["name"] for t in json.loads(process.stdout)]
+    assert names == ["calculate", "convert_units", "search_files"]
+
+
+def test_cli_runs_the_weather_example_offline() -> None:
+    # The README's first command.
+    question = "What's the weather in Beijing and Shanghai?"
+    process = sfagent_cli("run", "examples/weather.py", question)
+    assert process.returncode == 0, process.stderr
+    assert '→ get_weather {"city": "Beijing"}' in process.stdout
+    assert '→ get_weather {"city": "Shanghai"}' in process.stdout
+
+
 # --- online: over HTTP against a loopback server -------------------------------------------
 
 
@@ -268,3 +300,35 @@ def test_many_runs_online(serve: Callable[..., LoopbackServer]) -> None:
     assert len(server.requests) == 40
     assert {r.json["model"] for r in server.requests} == {"Qwen/Qwen3-8B"}
     assert all(r.json["enable_thinking"] is False for r in server.requests)
+
+
+# --- docs/examples.md ----------------------------------------------------------------------
+
+
+def doc_sections() -> dict[str, str]:
+    """The sections of docs/examples.md by the example their heading names."""
+    text = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    sections = {}
+    for section in text.split("\n## ")[1:]:
+        heading = section.splitlines()[0]
+        match = re.search(r"`examples/(\w+)\.py`", heading)
+        assert match, f"section {heading!r} names no example file"
+        sections[match[1]] = section
+    return sections
+
+
+def test_docs_have_one_section_per_example() -> None:
+    assert sorted(doc_sections()) == sorted(OFFLINE_CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(OFFLINE_CHECKS))
+def test_docs_show_only_code_from_the_example(name: str) -> None:
+    source = (EXAMPLES / f"{name}.py").read_text(encoding="utf-8")
+    section = doc_sections()[name]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert blocks, f"no code from {name}.py in its section"
+    for block in blocks:
+        # Verbatim, possibly dedented (code from inside a function or a __main__ block).
+        assert any(textwrap.indent(block, " " * n) in source for n in (0, 4, 8)), block
+    for command in re.findall(r"^python (examples/\S+\.py)", section, re.MULTILINE):
+        assert command == f"examples/{name}.py"
