@@ -91,8 +91,12 @@ def _run_calls_sync(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | 
 
 
 def _needs_thread(item: PreparedCall) -> bool:
+    # Async tools and approval callbacks may need an event loop of their own: a worker thread
+    # has none running, even when the caller's thread does (Jupyter).
     tool = item.tool
-    return tool is not None and (tool.is_async or tool.timeout is not None)
+    return tool is not None and (
+        tool.is_async or tool.requires_approval or tool.timeout is not None
+    )
 
 
 def _wait(future: Any, item: PreparedCall, time_left: float | None) -> CallOutcome:
@@ -215,14 +219,27 @@ async def _call_async(
         else:
             work = asyncio.to_thread(tool.function, *item.args, **item.kwargs)
         timeout = _call_timeout(item, time_left)
-        value = await (asyncio.wait_for(work, timeout) if timeout is not None else work)
+        value = await work if timeout is None else await _within(work, timeout)
         if inspect.isawaitable(value):
             value = await value
         return CallOutcome(value=value, duration=time.perf_counter() - start)
-    except asyncio.TimeoutError:
+    except _TimedOut:
         return CallOutcome(timed_out=True, duration=time.perf_counter() - start)
     except Exception as exc:  # errors become results for the model
         return CallOutcome(exception=exc, duration=time.perf_counter() - start)
+
+
+class _TimedOut(Exception):
+    """Our timeout fired (as opposed to a TimeoutError the tool itself raised)."""
+
+
+async def _within(work: Any, timeout: float) -> Any:
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        task.cancel()
+        raise _TimedOut
+    return task.result()
 
 
 async def _approved_async(item: PreparedCall, policy: ToolPolicy) -> bool:

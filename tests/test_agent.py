@@ -514,3 +514,16 @@ def test_deps_of_the_wrong_type_are_refused(driver: str) -> None:
     with pytest.raises(UserError, match="deps must be a dict"):
         drive(agent, driver, "hi", deps=["not", "a", "dict"])
     assert drive(Agent(ScriptedModel(["ok"]), deps_type=dict), driver, "hi", deps={}).result
+
+
+def test_a_tools_own_timeout_error_is_an_error_not_a_timeout(driver: str) -> None:
+    @tool(timeout=5)
+    def flaky() -> str:
+        """Raises its own TimeoutError at once."""
+        raise TimeoutError("upstream took too long")
+
+    model = ScriptedModel([Reply(tool_calls=[call("flaky")]), "ok"])
+    result = drive(Agent(model, tools=[flaky]), driver, "go").result
+    assert tool_contents(result) == [
+        "Error: tool 'flaky' failed: TimeoutError: upstream took too long"
+    ]
