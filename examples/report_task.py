@@ -29,7 +29,8 @@ def file_stats(name: str) -> dict[str, str | int]:
     """Count the lines and words of a note file; also give its first line (its title)."""
     text = (DATA_DIR / Path(name).name).read_text(encoding="utf-8")  # .name: stay in DATA_DIR
     lines = text.splitlines()
-    return {"file": name, "lines": len(lines), "words": len(text.split()), "title": lines[0]}
+    title = lines[0] if lines else ""
+    return {"file": name, "lines": len(lines), "words": len(text.split()), "title": title}
 
 
 @tool

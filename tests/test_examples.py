@@ -332,3 +332,41 @@ def test_docs_show_only_code_from_the_example(name: str) -> None:
         assert any(textwrap.indent(block, " " * n) in source for n in (0, 4, 8)), block
     for command in re.findall(r"^python (examples/\S+\.py)", section, re.MULTILINE):
         assert command == f"examples/{name}.py"
+
+
+def test_streaming_online_streams_reasoning_and_text(serve: Callable[..., LoopbackServer]) -> None:
+    call = ScriptedToolCall("get_population", {"city": "Wuhan"})
+    server = serve(
+        [
+            Reply(reasoning="Look it up.", tool_calls=[call]),
+            Reply(reasoning="Got it.", text="Wuhan has about 13.7 million people."),
+        ]
+    )
+    out = online("streaming", server, "How big is Wuhan?")
+    lines = out.splitlines()
+    assert lines[:3] == ["Look it up.", '→ get_population({"city": "Wuhan"})', lines[2]]
+    assert lines[2].startswith("← Wuhan: 13.7 million (")
+    assert lines[3:5] == ["Got it.", "Wuhan has about 13.7 million people."]
+    for request in server.requests:
+        assert request.json["stream"] is True
+        assert request.json["enable_thinking"] is True
+
+
+def test_structured_output_online_asks_for_json(serve: Callable[..., LoopbackServer]) -> None:
+    plan = {
+        "city": "Xi'an",
+        "days": [{"day": 1, "morning": "City wall", "afternoon": "Terracotta Army",
+                  "evening": "Muslim Quarter"}],
+        "budget_cny": 800,
+    }  # fmt: skip
+    server = serve(
+        [
+            Reply(tool_calls=[ScriptedToolCall("find_sights", {"city": "Xi'an"})]),
+            Reply(text=json.dumps(plan)),
+        ]
+    )
+    out = online("structured_output", server, "Plan one day in Xi'an.")
+    assert out.startswith("Xi'an: 1 days, about 800 yuan\n  Day 1: City wall / Terracotta Army")
+    for request in server.requests:
+        assert request.json["response_format"] == {"type": "json_object"}
+        assert request.json["max_tokens"] == 2048
