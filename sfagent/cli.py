@@ -14,6 +14,7 @@ one line on stderr; see `EXIT_CODES`. The library never prints: this module does
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -89,16 +90,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sfagent._cli_run import run_once
 
     prompt = _read_prompt(args.prompt, args.prompt_file)
-    agent, model_id, demo = _agent_for(args)
-    return run_once(
-        agent,
-        prompt,
-        model_id=model_id,
-        demo=demo,
-        options=_options(args),
-        as_json=args.json,
-        out=sys.stdout,
-    )
+    out = sys.stdout
+    # With --json, stdout holds the JSON only: what the file or its tools print goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        agent, model_id, demo = _agent_for(args)
+        return run_once(
+            agent,
+            prompt,
+            model_id=model_id,
+            demo=demo,
+            options=_options(args),
+            as_json=args.json,
+            out=out,
+        )
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:

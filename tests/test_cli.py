@@ -44,9 +44,11 @@ def lookup(term: str) -> str:
     Args:
         term: What to look up.
     """
+    print("looking it up...")  # with --json, this must not reach stdout
     return f"{term} means something"
 
 
+print("module imported")
 agent = Agent("deepseek-ai/DeepSeek-V3", tools=[lookup], instructions="File instructions.")
 '''
 
@@ -195,11 +197,11 @@ def test_module_level_agent_runs_offline_with_cli_options(tmp_path: Path) -> Non
     # a dotted module name, importable from the working directory, and the prompt from a file
     proc = sfagent("run", "lookup_agent", "--prompt-file", str(prompt), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip() == OFFLINE_LINE
+    assert OFFLINE_LINE in proc.stderr.splitlines()
     data = json.loads(proc.stdout)
     assert data["turns"][0]["tool_calls"][0]["content"] == "entropy means something"
     assert data["messages"][0] == {"role": "system", "content": "File instructions."}
-    assert FAKE_KEY not in proc.stdout
+    assert "looking it up..." in proc.stderr
 
 
 def test_prompt_from_stdin_and_instructions_override(tmp_path: Path) -> None:
