@@ -26,7 +26,11 @@ def list_files(pattern: str = "*.txt") -> list[str]:
 
 @tool
 def file_stats(name: str) -> dict[str, str | int]:
-    """Count the lines and words of a note file; also give its first line (its title)."""
+    """Count the lines and words of a note file; also give its first line (its title).
+
+    Args:
+        name: A file name, as list_files returns it.
+    """
     text = (DATA_DIR / Path(name).name).read_text(encoding="utf-8")  # .name: stay in DATA_DIR
     lines = text.splitlines()
     title = lines[0] if lines else ""
@@ -35,13 +39,22 @@ def file_stats(name: str) -> dict[str, str | int]:
 
 @tool
 def read_file(name: str) -> str:
-    """Read a note file from the data folder."""
+    """Read a note file from the data folder.
+
+    Args:
+        name: A file name, as list_files returns it.
+    """
     return (DATA_DIR / Path(name).name).read_text(encoding="utf-8")
 
 
 @tool
 def write_report(path: str, markdown: str) -> str:
-    """Write the finished report, in Markdown, to a .md file."""
+    """Write the finished report to a file.
+
+    Args:
+        path: Where to write it; must end in .md.
+        markdown: The whole report, in Markdown.
+    """
     target = Path(path)
     if target.suffix != ".md":
         raise ValueError("the report must be written to a .md file")
