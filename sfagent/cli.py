@@ -115,7 +115,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         out=sys.stdout,
         err=sys.stderr,
         read_line=_line_reader(sys.stdin),
-        describe=_describe_run_error,
+        describe=lambda exc: _describe_run_error(exc, partial=False),
     )
 
 
@@ -233,7 +233,7 @@ def _report(exc: BaseException, *, debug: bool) -> int:
     return code
 
 
-def _describe_run_error(exc: BaseException) -> str:
+def _describe_run_error(exc: BaseException, *, partial: bool = True) -> str:
     from sfagent.exceptions import AgentRunError, ModelRequestError
 
     if isinstance(exc, ModelRequestError):
@@ -241,7 +241,7 @@ def _describe_run_error(exc: BaseException) -> str:
     text = _first_line(str(exc))
     result = exc.result if isinstance(exc, AgentRunError) else None
     usage = getattr(result, "usage", None)
-    if usage is not None:
+    if usage is not None and partial:
         done = f"{_plural(usage.requests, 'request')}, {_plural(usage.tool_calls, 'tool call')}"
         text += f" (partial result kept: {done}; --json prints it)"
     return text
