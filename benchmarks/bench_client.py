@@ -6,7 +6,7 @@ and decodes the answer with ``response.json()``; sfagent builds the body from a 
 checks the status, parses into a `ChatCompletion` and runs the retry bookkeeping. Target: at
 most 1.3x bare httpx.
 
-Run:  .venv/bin/python benchmarks/bench_client.py [--requests 2000] [--repeat 5]
+Run:  .venv/bin/python benchmarks/bench_client.py [--requests 300] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -32,19 +32,61 @@ STREAM_BODY = json.dumps(REQUEST.to_body() | {"stream": True}).encode()
 HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
 
-def per_request(run: Callable[[], None], requests: int, repeat: int) -> float:
-    """Median microseconds per request over ``repeat`` rounds of ``requests`` calls."""
-    run()  # warm-up: connections, imports, caches
-    rounds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(requests):
-            run()
-        rounds.append((time.perf_counter() - start) / requests * 1e6)
-    return statistics.median(rounds)
+Pair = tuple[str, str, float, float, float]  # bare name, ours name, bare us, ours us, ratio
 
 
-def sync_rows(url: str, requests: int, repeat: int) -> list[tuple[str, float]]:
+def _summary(names: tuple[str, str], bare: list[float], ours: list[float], n: int) -> Pair:
+    ratios = [o / b for b, o in zip(bare, ours, strict=True)]
+    to_us = 1e6 / n
+    return (
+        *names,
+        statistics.median(bare) * to_us,
+        statistics.median(ours) * to_us,
+        statistics.median(ratios),
+    )
+
+
+def compare(
+    names: tuple[str, str],
+    bare: Callable[[], object],
+    ours: Callable[[], object],
+    n: int,
+    rounds: int,
+) -> Pair:
+    """Alternate rounds of ``n`` bare and ``n`` sfagent calls, so load drift hits both alike."""
+    bare(), ours()  # warm-up: connections, imports, caches
+    times: tuple[list[float], list[float]] = ([], [])
+    for round_ in range(rounds):
+        order = ((0, bare), (1, ours)) if round_ % 2 == 0 else ((1, ours), (0, bare))
+        for slot, run in order:
+            start = time.perf_counter()
+            for _ in range(n):
+                run()
+            times[slot].append(time.perf_counter() - start)
+    return _summary(names, *times, n)
+
+
+async def acompare(
+    names: tuple[str, str],
+    bare: Callable[[], Awaitable[object]],
+    ours: Callable[[], Awaitable[object]],
+    n: int,
+    rounds: int,
+) -> Pair:
+    """`compare` for coroutines."""
+    await bare(), await ours()
+    times: tuple[list[float], list[float]] = ([], [])
+    for round_ in range(rounds):
+        order = ((0, bare), (1, ours)) if round_ % 2 == 0 else ((1, ours), (0, bare))
+        for slot, run in order:
+            start = time.perf_counter()
+            for _ in range(n):
+                await run()
+            times[slot].append(time.perf_counter() - start)
+    return _summary(names, *times, n)
+
+
+def sync_rows(url: str, n: int, rounds: int) -> list[Pair]:
     with httpx.Client() as http, SiliconFlow(api_key=KEY, base_url=url) as sf:
 
         def bare() -> None:
@@ -61,34 +103,25 @@ def sync_rows(url: str, requests: int, repeat: int) -> list[tuple[str, float]]:
                     if line.startswith("data: ") and line != "data: [DONE]":
                         json.loads(line[6:])
 
-        def ours_stream() -> None:
-            sf.stream(REQUEST).get_final_response()
-
         return [
-            ("bare httpx.Client, post + .json()", per_request(bare, requests, repeat)),
-            ("SiliconFlow.complete", per_request(lambda: sf.complete(REQUEST), requests, repeat)),
-            (
-                "bare httpx.Client, stream + json.loads",
-                per_request(bare_stream, requests, repeat),
+            compare(
+                ("httpx.Client post + .json()", "SiliconFlow.complete"),
+                bare,
+                lambda: sf.complete(REQUEST),
+                n,
+                rounds,
             ),
-            ("SiliconFlow.stream -> final response", per_request(ours_stream, requests, repeat)),
+            compare(
+                ("httpx.Client stream + json.loads per event", "SiliconFlow.stream, final"),
+                bare_stream,
+                lambda: sf.stream(REQUEST).get_final_response(),
+                n,
+                rounds,
+            ),
         ]
 
 
-async def async_per_request(
-    run: Callable[[], Awaitable[object]], requests: int, repeat: int
-) -> float:
-    await run()
-    rounds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(requests):
-            await run()
-        rounds.append((time.perf_counter() - start) / requests * 1e6)
-    return statistics.median(rounds)
-
-
-async def async_rows(url: str, requests: int, repeat: int) -> list[tuple[str, float]]:
+async def async_rows(url: str, n: int, rounds: int) -> list[Pair]:
     from httpx_aiohttp import AiohttpTransport
 
     rows = []
@@ -104,31 +137,25 @@ async def async_rows(url: str, requests: int, repeat: int) -> list[tuple[str, fl
             async def ours(sf: AsyncSiliconFlow = sf) -> None:
                 await sf.complete(REQUEST)
 
-            rows.append(
-                (f"bare {label} AsyncClient", await async_per_request(bare, requests, repeat))
-            )
-            rows.append(
-                (f"AsyncSiliconFlow on {label}", await async_per_request(ours, requests, repeat))
-            )
+            names = (f"{label} AsyncClient post + .json()", f"AsyncSiliconFlow.complete on {label}")
+            rows.append(await acompare(names, bare, ours, n, rounds))
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=300, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
-    print(f"Python {platform.python_version()}, httpx {httpx.__version__}; ")
-    print(f"{args.requests} sequential requests per round, median of {args.repeat} rounds\n")
+    print(f"Python {platform.python_version()}, httpx {httpx.__version__}; rounds of")
+    print(f"{args.requests} requests, bare and sfagent alternating, medians of {args.rounds}\n")
     with server_process() as base_url:
-        rows = sync_rows(base_url, args.requests, args.repeat)
-        rows += asyncio.run(async_rows(base_url, args.requests, args.repeat))
-    print("| client | us/request | vs bare |\n|---|---|---|")
-    base = 0.0
-    for name, cost in rows:
-        if name.startswith("bare"):
-            base = cost
-        print(f"| {name} | {cost:.0f} | {cost / base:.2f}x |")
+        rows = sync_rows(base_url, args.requests, args.rounds)
+        rows += asyncio.run(async_rows(base_url, args.requests, args.rounds))
+    print("| bare | us/req | sfagent | us/req | ratio (median of rounds) |")
+    print("|---|---|---|---|---|")
+    for bare, ours, bare_us, ours_us, ratio in rows:
+        print(f"| {bare} | {bare_us:.0f} | {ours} | {ours_us:.0f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
