@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import os
 import sys
 import time
@@ -81,24 +79,21 @@ def build_agent(found: Found, options: RunOptions) -> tuple[Agent[Any, Any], str
             approve=_ask_approval if any(t.requires_approval for t in found.tools) else None,
         )
         return agent, "demo" if options.offline else model_id, options.offline
-    agent = copy.copy(found.agent)  # the file's agent stays untouched
-    config = agent._config
+    original = found.agent
     changes: dict[str, Any] = {}
-    if options.model:
-        changes["model"] = options.model
     if options.max_turns:
         changes["max_turns"] = options.max_turns
     if options.instructions is not None:
         changes["instructions"] = options.instructions
-    agent._config = config = dataclasses.replace(config, **changes)
-    is_http = isinstance(agent.model, HTTPModel)
+    is_http = isinstance(original.model, HTTPModel)
     if options.offline and (is_http or options.model or options.base_url):
-        agent.model = DemoModel()
-        return agent, "demo", True
-    if not options.offline and (options.base_url or (options.model and not is_http)):
-        agent.model = HTTPModel(base_url=options.base_url)
-        return agent, config.model, False
-    return agent, config.model, False
+        return original.replace(model=DemoModel(), **changes), "demo", True
+    if options.model or (options.base_url and is_http):
+        changes["model"] = options.model or original.model_name
+        changes["base_url"] = options.base_url
+        changes["client"] = None  # a new id or site: new clients for it
+    agent = original.replace(**changes) if changes else original
+    return agent, agent.model_name, False
 
 
 def _ask_approval(request: ApprovalRequest) -> bool:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 from sfagent._drivers import ToolPolicy, drive_async, drive_sync
 from sfagent._loop import Capabilities, LoopConfig, run_flow, start_state
@@ -19,8 +22,9 @@ from sfagent.tools import Tool, ToolSet
 
 __all__ = ["Agent"]
 
-OutputT = TypeVar("OutputT")
-DepsT = TypeVar("DepsT")
+# Defaults (PEP 696) let `Agent("model", tools=[...])` type-check as Agent[None, str].
+OutputT = TypeVar("OutputT", default=str)
+DepsT = TypeVar("DepsT", default=None)
 
 _NoDeps: type = type(None)
 
@@ -103,7 +107,12 @@ class Agent(Generic[DepsT, OutputT]):
             raise UserError(
                 f"output_mode must be 'json_object' or 'json_schema', got {output_mode!r}"
             )
+        # Kept (not the clients it made) so `replace` can build a sibling agent.
+        self._init_args: dict[str, Any] = {
+            name: value for name, value in locals().items() if name in _INIT_PARAMETERS
+        }
         self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
+        self._init_args["tools"] = self.tools  # an iterator given as `tools` is used up now
         needing = [t.name for t in self.tools if t.requires_approval]
         if needing and approve is None:
             raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
@@ -131,6 +140,25 @@ class Agent(Generic[DepsT, OutputT]):
 
     def __repr__(self) -> str:
         return f"Agent(model={self._config.model!r}, tools={self.tools.names})"
+
+    @property
+    def model_name(self) -> str:
+        """The model id the agent's requests name."""
+        return self._config.model
+
+    def replace(self, **changes: Any) -> Agent[DepsT, OutputT]:
+        """A new agent with the same settings except `changes` (any `Agent` argument).
+
+        Example:
+            >>> fast = agent.replace(model="Qwen/Qwen3-8B", max_turns=5)  # doctest: +SKIP
+
+        Raises:
+            UserError: A name that is not an `Agent` argument.
+        """
+        unknown = sorted(set(changes) - _INIT_PARAMETERS)
+        if unknown:
+            raise UserError(f"Agent.replace() got unknown settings: {', '.join(unknown)}")
+        return Agent(**{**self._init_args, **changes})
 
     # --- the four drivers -------------------------------------------------------------------
 
@@ -222,6 +250,9 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_INIT_PARAMETERS = frozenset(inspect.signature(Agent.__init__).parameters) - {"self"}
 
 
 def _resolve_model(

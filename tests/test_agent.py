@@ -527,3 +527,14 @@ def test_a_tools_own_timeout_error_is_an_error_not_a_timeout(driver: str) -> Non
     assert tool_contents(result) == [
         "Error: tool 'flaky' failed: TimeoutError: upstream took too long"
     ]
+
+
+def test_replace_makes_a_sibling_agent(driver: str) -> None:
+    base = Agent(ScriptedModel(["unused"]), tools=iter([add]), max_turns=7, instructions="A.")
+    sibling = base.replace(model=ScriptedModel(["from sibling"]), instructions="B.")
+    result = drive(sibling, driver, "hi").result
+    assert result.output == "from sibling"
+    assert result.messages[0] == {"role": "system", "content": "B."}
+    assert sibling.tools.names == ["add"]
+    with pytest.raises(UserError, match="unknown settings: colour"):
+        base.replace(colour="blue")

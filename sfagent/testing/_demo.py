@@ -23,8 +23,59 @@ __all__ = ["DemoModel"]
 _QUOTED = re.compile(r"[\"“']([^\"”']{1,60})[\"”']")
 _NAME = re.compile(r"\b[A-Z][a-zA-Z-]+(?:\s[A-Z][a-zA-Z-]+)*\b")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Capitalised words that are not names: they start questions and requests.
 _SKIP = frozenset(
-    {"What", "What's", "Whats", "How", "Is", "Are", "The", "Please", "Can", "Tell", "I"}
+    [
+        "A",
+        "An",
+        "And",
+        "Also",
+        "Answer",
+        "Are",
+        "But",
+        "Can",
+        "Compare",
+        "Convert",
+        "Could",
+        "Did",
+        "Do",
+        "Does",
+        "Find",
+        "For",
+        "Get",
+        "Give",
+        "Hello",
+        "Hi",
+        "How",
+        "I",
+        "If",
+        "In",
+        "Is",
+        "It",
+        "List",
+        "Look",
+        "Now",
+        "Of",
+        "On",
+        "Or",
+        "Please",
+        "Should",
+        "Show",
+        "Tell",
+        "Thanks",
+        "The",
+        "Then",
+        "What",
+        "What's",
+        "Whats",
+        "When",
+        "Where",
+        "Which",
+        "Who",
+        "Why",
+        "Will",
+        "Would",
+    ]
 )
 _MAX_CALLS = 4
 
@@ -55,7 +106,7 @@ def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCal
     schema = function.get("parameters") or {}
     properties: Mapping[str, Any] = schema.get("properties", {})
     required = list(schema.get("required", []))
-    names = [n for n in _NAME.findall(prompt) if n.split()[0] not in _SKIP]
+    names = _names(prompt)
     quoted = _QUOTED.findall(prompt)
     strings = quoted or names
     text_params = [p for p in required if properties.get(p, {}).get("type") == "string"]
@@ -68,6 +119,18 @@ def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCal
         arguments = {p: _example(properties.get(p, {}), p, pool) for p in required}
         calls.append(ScriptedToolCall(function["name"], arguments))
     return calls
+
+
+def _names(prompt: str) -> list[str]:
+    """Capitalised names in the prompt, without the question words that precede them."""
+    names = []
+    for match in _NAME.findall(prompt):
+        words = match.split()
+        while words and words[0] in _SKIP:
+            words.pop(0)  # "Is Wuhan" -> "Wuhan"
+        if words:
+            names.append(" ".join(words))
+    return names
 
 
 class _Pool:
