@@ -6,6 +6,7 @@ Private to `sfagent.client` (which re-exports both classes): everything they dec
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -79,6 +80,7 @@ class ChatStream(_StreamBase):
             cursor = self._cursor if self._cursor is not None else self._open()
             while (chunk := cursor.pop()) is None:
                 if cursor.finished:
+                    self._drain()
                     raise StopIteration
                 self._pull(cursor)
             return chunk
@@ -100,6 +102,14 @@ class ChatStream(_StreamBase):
         except httpx.TransportError as exc:
             raise _broken_stream(exc, cursor) from exc
         _feed(cursor, data)
+
+    def _drain(self) -> None:
+        # Read past [DONE] to the end of the body: httpx drops a connection whose response was
+        # closed unread, and the next request would pay for a new TCP and TLS handshake.
+        if self._bytes is not None:
+            with contextlib.suppress(httpx.TransportError):
+                for _ in self._bytes:
+                    pass
 
     def close(self) -> None:
         """Release the connection; the stream cannot be read further."""
@@ -154,6 +164,7 @@ class AsyncChatStream(_StreamBase):
             cursor = self._cursor if self._cursor is not None else await self._open()
             while (chunk := cursor.pop()) is None:
                 if cursor.finished:
+                    await self._drain()
                     raise StopAsyncIteration
                 await self._pull(cursor)
             return chunk
@@ -175,6 +186,13 @@ class AsyncChatStream(_StreamBase):
         except httpx.TransportError as exc:
             raise _broken_stream(exc, cursor) from exc
         _feed(cursor, data)
+
+    async def _drain(self) -> None:
+        # See ChatStream._drain.
+        if self._bytes is not None:
+            with contextlib.suppress(httpx.TransportError):
+                async for _ in self._bytes:
+                    pass
 
     async def aclose(self) -> None:
         """Release the connection; the stream cannot be read further."""

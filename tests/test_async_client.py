@@ -289,3 +289,14 @@ async def test_default_transport_respects_proxy_settings(monkeypatch: pytest.Mon
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     async with AsyncSiliconFlow(api_key=KEY) as proxied:
         assert not isinstance(proxied._http._transport_for_url(url), AiohttpTransport)
+
+
+async def test_e2e_streams_reuse_the_connection(
+    server: LoopbackServer, client: tuple[AsyncSiliconFlow, FakeSleep]
+) -> None:
+    sf, _ = client
+    server.add(*(Reply(text="a b c") for _ in range(3)), Reply(text="d"))
+    for _ in range(3):
+        await sf.stream(REQUEST).get_final_response()
+    await sf.complete(REQUEST)
+    assert server.connections == 1

@@ -468,3 +468,12 @@ def test_e2e_stream_and_complete_give_the_same_response() -> None:
     assert plain.model_dump(exclude=skip) == streamed.model_dump(exclude=skip)
     assert plain.usage is not None
     assert plain.usage.reasoning_tokens == 3
+
+
+def test_e2e_streams_reuse_the_connection(server: LoopbackServer) -> None:
+    server.add(*(Reply(text="a b c") for _ in range(3)), Reply(text="d"))
+    with SiliconFlow(api_key=KEY, base_url=server.base_url) as sf:
+        for _ in range(3):
+            sf.stream(REQUEST).get_final_response()
+        sf.complete(REQUEST)
+    assert server.connections == 1

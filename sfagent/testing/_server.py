@@ -69,6 +69,7 @@ class LoopbackServer:
 
     Attributes:
         requests: Every request received, in order (``Authorization`` removed).
+        connections: How many TCP connections were accepted (keep-alive shows as reuse).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class LoopbackServer:
         self._models = tuple(models)
         self._expected_auth = None if api_key is None else f"Bearer {api_key}"
         self.requests: list[RecordedRequest] = []
+        self.connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -186,6 +188,7 @@ class LoopbackServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             while await self._serve_one(reader, writer):
                 pass
