@@ -275,8 +275,7 @@ async def test_e2e_disconnect_is_a_connection_error_not_a_timeout(server: Loopba
 
 
 async def test_default_transport_respects_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from httpx_aiohttp import AiohttpTransport
-
+    aiohttp_transport = pytest.importorskip("httpx_aiohttp").AiohttpTransport
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("ALL_PROXY", raising=False)
@@ -285,10 +284,10 @@ async def test_default_transport_respects_proxy_settings(monkeypatch: pytest.Mon
     monkeypatch.delenv("http_proxy", raising=False)
     url = httpx.URL("https://api.siliconflow.cn/v1/chat/completions")
     async with AsyncSiliconFlow(api_key=KEY) as direct:
-        assert isinstance(direct._http._transport_for_url(url), AiohttpTransport)
+        assert isinstance(direct._http._transport_for_url(url), aiohttp_transport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     async with AsyncSiliconFlow(api_key=KEY) as proxied:
-        assert not isinstance(proxied._http._transport_for_url(url), AiohttpTransport)
+        assert not isinstance(proxied._http._transport_for_url(url), aiohttp_transport)
 
 
 async def test_e2e_streams_reuse_the_connection(
