@@ -8,7 +8,8 @@ from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
-from sfagent._drivers import ToolPolicy, drive_async, drive_sync
+from sfagent._drive_sync import drive_sync
+from sfagent._drivers import ToolPolicy
 from sfagent._loop import Capabilities, LoopConfig, run_flow, start_state
 from sfagent._output import OutputMode, OutputSpec
 from sfagent.context import ApprovalRequest
@@ -211,6 +212,8 @@ class Agent(Generic[DepsT, OutputT]):
     def _events_async(
         self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> AsyncIterator[Event]:
+        from sfagent._drive_async import drive_async  # asyncio loads only for async runs
+
         self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
         flow = run_flow(self._config, state, stream=stream)
