@@ -25,6 +25,10 @@ _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
+SCHEMA_MARKER = "matches this JSON schema: "
+"""Where the schema starts in `OutputSpec.instructions` (the offline demo model reads it)."""
+
+
 class OutputInvalid(ValueError):
     """The answer does not fit the output type; the text is written for the model."""
 
@@ -64,7 +68,7 @@ class OutputSpec:
         schema = json.dumps(self.schema, ensure_ascii=False, separators=(",", ":"))
         return (
             "When you give your final answer, reply with only a JSON object (no prose, no code "
-            f"fence) that matches this JSON schema: {schema}"
+            f"fence) that {SCHEMA_MARKER}{schema}"
         )
 
     def validate(self, content: str | None) -> Any:

@@ -163,7 +163,9 @@ class HTTPModel:
         if self._client is None:
             from sfagent.client import SiliconFlow
 
-            self._client = SiliconFlow(**self._options)
+            self._client = client = SiliconFlow(**self._options)
+            # A script that drops its agent without closing it still releases the sockets.
+            weakref.finalize(self, client.close)
         return self._client
 
     @property

@@ -57,3 +57,15 @@ def test_arguments_follow_the_schema() -> None:
 
 def test_without_tools_it_says_what_to_do() -> None:
     assert "SILICONFLOW_API_KEY" in Agent(DemoModel()).run_sync("hello").output
+
+
+class Trip(BaseModel):
+    city: str
+    days: int
+
+
+@pytest.mark.parametrize("mode", ["json_object", "json_schema"])
+def test_structured_output_offline(mode: str) -> None:
+    agent = Agent(DemoModel(), tools=[get_weather], output_type=Trip, output_mode=mode)  # type: ignore[arg-type]
+    trip = agent.run_sync("Plan 3 days in Hangzhou").output
+    assert trip == Trip(city="Hangzhou", days=3)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sfagent._output import SCHEMA_MARKER
 from sfagent.settings import ChatRequest
 from sfagent.testing._models import OfflineModel
 from sfagent.testing._script import Reply, ScriptedToolCall
@@ -24,59 +25,13 @@ _QUOTED = re.compile(r"[\"“']([^\"”']{1,60})[\"”']")
 _NAME = re.compile(r"\b[A-Z][a-zA-Z-]+(?:\s[A-Z][a-zA-Z-]+)*\b")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 # Capitalised words that are not names: they start questions and requests.
-_SKIP = frozenset(
-    [
-        "A",
-        "An",
-        "And",
-        "Also",
-        "Answer",
-        "Are",
-        "But",
-        "Can",
-        "Compare",
-        "Convert",
-        "Could",
-        "Did",
-        "Do",
-        "Does",
-        "Find",
-        "For",
-        "Get",
-        "Give",
-        "Hello",
-        "Hi",
-        "How",
-        "I",
-        "If",
-        "In",
-        "Is",
-        "It",
-        "List",
-        "Look",
-        "Now",
-        "Of",
-        "On",
-        "Or",
-        "Please",
-        "Should",
-        "Show",
-        "Tell",
-        "Thanks",
-        "The",
-        "Then",
-        "What",
-        "What's",
-        "Whats",
-        "When",
-        "Where",
-        "Which",
-        "Who",
-        "Why",
-        "Will",
-        "Would",
-    ]
+_SKIP_WORDS = (
+    "A An And Also Answer Are Book But Calculate Can Check Compare Convert Could Create Did "
+    "Do Does Explain Find For Get Give Hello Help Hi How I If In Is It List Look Make Now Of "
+    "On Or Plan Please Search Send Should Show Summarize Tell Thanks The Then Translate What "
+    "What's Whats When Where Which Who Why Will Would Write"
 )
+_SKIP = frozenset(_SKIP_WORDS.split())
 _MAX_CALLS = 4
 
 
@@ -95,11 +50,42 @@ class DemoModel(OfflineModel):
         messages: list[Mapping[str, Any]] = body["messages"]
         last = messages[-1] if messages else {}
         tools = body.get("tools") or []
-        if last.get("role") == "tool" or not tools:
+        if last.get("role") == "tool" or not tools or _is_retry(last):
+            schema = _output_schema(body)
+            if schema is not None:  # structured output: an object that fits the schema
+                pool = _Pool(_text(_first_user(messages)), _names(_text(_first_user(messages))))
+                return Reply(text=json.dumps(_example(schema, "result", pool)))
             return Reply(text=_summary(messages))
         prompt = _text(last.get("content"))
         calls = [c for spec in tools for c in _calls_for(spec["function"], prompt)]
         return Reply(tool_calls=calls[:_MAX_CALLS]) if calls else Reply(text=_summary(messages))
+
+
+def _output_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema a structured answer must fit, from `response_format` or the instructions."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return fmt.get("json_schema", {}).get("schema")  # type: ignore[no-any-return]
+    if fmt.get("type") != "json_object":
+        return None
+    for message in body["messages"]:
+        text = _text(message.get("content")) if message.get("role") == "system" else ""
+        if SCHEMA_MARKER in text:
+            try:
+                return json.loads(text.split(SCHEMA_MARKER, 1)[1])  # type: ignore[no-any-return]
+            except ValueError:
+                return None
+    return {"type": "object", "properties": {}}
+
+
+def _is_retry(message: Mapping[str, Any]) -> bool:
+    return message.get("role") == "user" and "did not match the required JSON schema" in _text(
+        message.get("content")
+    )
+
+
+def _first_user(messages: Sequence[Mapping[str, Any]]) -> Any:
+    return next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
 
 
 def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCall]:
