@@ -129,6 +129,7 @@ class RunState:
     output_attempts: int = 0
     deadline: float | None = None
     settings: ModelSettings | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
     tool_choice_required: bool = False
     output_mode: OutputMode = "json_object"
 
@@ -167,18 +168,22 @@ def start_state(
     if config.time_limit is not None:
         state.deadline = config.clock() + config.time_limit
     state.settings = _request_settings(config, state)
+    state.tools = tuple(config.tools.schemas) or None  # fixed for the run, checked once
     return state
 
 
-def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
-    """The loop. Yields actions; returns the `RunResult` or raises an `AgentRunError`."""
+def run_flow(config: LoopConfig, state: RunState, *, stream: bool, events: bool = True) -> Flow:
+    """The loop. Yields actions; returns the `RunResult` or raises an `AgentRunError`.
+
+    With ``events=False`` (nobody listens: `run`, `run_sync`) only `RunFinished` is emitted.
+    """
     while True:
         _check_budgets(config, state)
         state.turn += 1
         request = ChatRequest(
             tuple(state.messages),  # a snapshot: the run goes on appending to its list
             model=config.model,
-            tools=config.tools.schemas or None,
+            tools=state.tools,
             settings=state.settings,
             stream=stream,
         )
@@ -193,7 +198,7 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
             ) from exc
         message = _message_of(response, state)
         _add_usage(state.usage, response)
-        if not streamed:
+        if events and not streamed:
             yield from _whole_deltas(message, state.turn)
         state.messages.append(message)
         logger.debug(
@@ -205,13 +210,14 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
         if response.finish_reason == "length":
             raise _truncated(message, state, response)
         if message.tool_calls:
-            stopped = yield from _tool_turn(config, state, response, message)
+            stopped = yield from _tool_turn(config, state, response, message, events)
             if stopped is not None:
                 return (yield from _finish(state, stopped.output))
             _check_turns(config, state)
             continue
         verdict = _final_answer(config, state, response, message)
-        yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
+        if events:
+            yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
         if isinstance(verdict, _Retry):
             _check_turns(config, state)
             continue
@@ -240,7 +246,11 @@ def _finish(state: RunState, output: Any) -> Generator[Action, Any, RunResult[An
 
 
 def _tool_turn(
-    config: LoopConfig, state: RunState, response: ChatCompletion, message: AssistantMessage
+    config: LoopConfig,
+    state: RunState,
+    response: ChatCompletion,
+    message: AssistantMessage,
+    events: bool,
 ) -> Generator[Action, Any, StopRun | None]:
     calls = message.tool_calls or []
     wire: list[dict[str, Any]] = []  # built only if a tool takes a RunContext
@@ -258,7 +268,7 @@ def _tool_turn(
 
     prepared = prepare_calls(calls, config.tools, context_for)
     _check_runaway(config, state, prepared)
-    for item in prepared:
+    for item in prepared if events else ():
         call = item.call
         yield Emit(
             ToolCallStarted(call.id, call.function.name, call.function.arguments, state.turn)
@@ -289,11 +299,15 @@ def _tool_turn(
             state.usage.tool_calls += 1
         if error is not None and error != DENIED:
             state.failures[item.call.function.name] += 1
-        yield Emit(
-            ToolResult(item.call.id, item.call.function.name, content, duration, error, state.turn)
-        )
+        if events:
+            yield Emit(
+                ToolResult(
+                    item.call.id, item.call.function.name, content, duration, error, state.turn
+                )
+            )
     state.turns.append(TurnRecord(response, tuple(records)))
-    yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
+    if events:
+        yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
     if stop is None:
         _check_retry_budgets(config, state, prepared)
     return stop

@@ -177,13 +177,14 @@ class Agent(Generic[DepsT, OutputT]):
         Raises:
             AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
         """
-        return _result(await _last_async(self._events_async(prompt, messages, deps, False)))
+        events = self._events_async(prompt, messages, deps, False, listened=False)
+        return _result(await _last_async(events))
 
     def run_sync(
         self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> RunResult[OutputT]:
         """Like `run`, blocking; works inside a running event loop too (e.g. Jupyter)."""
-        events = self._events_sync(prompt, messages, deps, False)
+        events = self._events_sync(prompt, messages, deps, False, listened=False)
         last: Event | None = None
         for last in events:  # noqa: B007 - only the final event matters
             pass
@@ -202,21 +203,33 @@ class Agent(Generic[DepsT, OutputT]):
         return self._events_sync(prompt, messages, deps, True)
 
     def _events_sync(
-        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+        self,
+        prompt: Prompt | None,
+        messages: History,
+        deps: Any,
+        stream: bool,
+        *,
+        listened: bool = True,
     ) -> Iterator[Event]:
         self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
-        flow = run_flow(self._config, state, stream=stream)
+        flow = run_flow(self._config, state, stream=stream, events=listened)
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
 
     def _events_async(
-        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+        self,
+        prompt: Prompt | None,
+        messages: History,
+        deps: Any,
+        stream: bool,
+        *,
+        listened: bool = True,
     ) -> AsyncIterator[Event]:
         from sfagent._drive_async import drive_async  # asyncio loads only for async runs
 
         self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
-        flow = run_flow(self._config, state, stream=stream)
+        flow = run_flow(self._config, state, stream=stream, events=listened)
         return drive_async(flow, self.model, self._policy(deps), stream=stream)
 
     def _check_deps(self, deps: Any) -> None:

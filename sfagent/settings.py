@@ -181,7 +181,7 @@ class ChatRequest:
             raise ConfigurationError("model must be a non-empty model id, e.g. " + DEFAULT_MODEL)
         if not self.messages:
             raise ConfigurationError("messages must hold at least one message")
-        names = _check_tools(self.tools) if self.tools else frozenset()
+        names = _checked_tool_names(self.tools) if self.tools else frozenset()
         if self.settings is not None:
             _check_tool_choice_against(self.settings._body.get("tool_choice"), names)
 
@@ -310,6 +310,25 @@ def _check_extra_body(extra: Mapping[str, Any]) -> dict[str, Any]:
             f"extra_body may not set {', '.join(clash)}: use the named setting or the request"
         )
     return dict(extra)
+
+
+# Tuples of tools already checked, by identity: an agent sends the same tuple every turn, and
+# a tuple cannot change, so checking it once is enough. Holding the tuple keeps its id unique.
+_CHECKED_TOOLS: dict[int, tuple[tuple[Mapping[str, Any], ...], frozenset[str]]] = {}
+_MAX_CHECKED = 64
+
+
+def _checked_tool_names(tools: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    if isinstance(tools, tuple):
+        hit = _CHECKED_TOOLS.get(id(tools))
+        if hit is not None and hit[0] is tools:
+            return hit[1]
+    names = _check_tools(tools)
+    if isinstance(tools, tuple):
+        if len(_CHECKED_TOOLS) >= _MAX_CHECKED:
+            _CHECKED_TOOLS.clear()
+        _CHECKED_TOOLS[id(tools)] = (tools, names)
+    return names
 
 
 def _check_tools(tools: Sequence[Mapping[str, Any]]) -> frozenset[str]:
