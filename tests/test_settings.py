@@ -231,3 +231,19 @@ def test_a_body_that_is_not_json_is_a_configuration_error() -> None:
     settings = ModelSettings(extra_body={"when": object()})
     with pytest.raises(ConfigurationError, match="cannot be encoded as JSON"):
         ChatRequest([UserMessage(content="hi")], settings=settings).to_json()
+
+
+def test_tool_tuples_are_checked_once_but_every_new_one_is_checked() -> None:
+    from sfagent.exceptions import ConfigurationError
+    from sfagent.settings import ChatRequest
+
+    good = ({"type": "function", "function": {"name": "a"}},)
+    ChatRequest([{"role": "user", "content": "x"}], tools=good)
+    ChatRequest([{"role": "user", "content": "x"}], tools=good)  # cached: same tuple
+    bad = (
+        {"type": "function", "function": {"name": "a"}},
+        {"type": "function", "function": {"name": "a"}},
+    )
+    for _ in range(2):
+        with pytest.raises(ConfigurationError, match="unique"):
+            ChatRequest([{"role": "user", "content": "x"}], tools=bad)
