@@ -27,6 +27,7 @@ from sfagent.exceptions import (
     APIConnectionError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ModelRequestError,
     SFAgentError,
 )
@@ -253,3 +254,42 @@ def test_the_key_appears_nowhere(driver: str, debug_logging: pytest.LogCaptureFi
     assert not leaks, "the key leaked:\n" + "\n".join(leaks)
     if streamed:
         assert seen.events, "the streaming driver produced events"
+
+
+# A key pasted from a web page or a chat can carry a character HTTP headers cannot: a
+# non-breaking hyphen, full-width digits. It must be refused as a configuration error that does
+# not quote it, never sent, and never surface in an encoding error's repr.
+UNSENDABLE_KEYS = ["sk\u2011SECRET-canary-1234567890", "sk-SECRET-canary-\uff11\uff12\uff13"]
+
+
+def _assert_clean(error: BaseException) -> None:
+    leaks = [label for label, text in exception_texts(error) if any(n in text for n in NEEDLES)]
+    assert not leaks, f"the key leaked through {leaks}: {error!r}"
+
+
+@pytest.mark.parametrize("key", UNSENDABLE_KEYS)
+def test_an_unsendable_key_is_refused_without_quoting_it(key: str) -> None:
+    request = ChatRequest([{"role": "user", "content": "hi"}], model=MODEL)
+    with LoopbackServer([Reply(text="never")]) as server:
+        with (
+            pytest.raises(ConfigurationError) as info,
+            SiliconFlow(api_key=key, base_url=server.base_url, retry=FAST) as client,
+        ):
+            client.complete(request)
+        _assert_clean(info.value)
+
+        async def call_async() -> None:
+            async with AsyncSiliconFlow(api_key=key, base_url=server.base_url) as client:
+                await client.complete(request)
+
+        with pytest.raises(ConfigurationError) as async_info:
+            asyncio.run(call_async())
+        _assert_clean(async_info.value)
+
+        with (
+            pytest.raises(SFAgentError) as agent_info,
+            Agent(MODEL, api_key=key, base_url=server.base_url) as agent,
+        ):
+            agent.run_sync("hi")
+        _assert_clean(agent_info.value)
+        assert server.requests == []
