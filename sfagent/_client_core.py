@@ -253,10 +253,16 @@ class StreamCursor:
         trace_id: The response's trace id, attached to errors.
     """
 
-    __slots__ = ("_pending", "response", "state")
+    __slots__ = ("_pending", "_redact", "response", "state")
 
-    def __init__(self, *, trace_id: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        trace_id: str | None,
+        redact: Callable[[APIStatusError], APIStatusError] | None = None,
+    ) -> None:
         self.state = StreamState(trace_id=trace_id)
+        self._redact = redact
         self._pending: deque[ChatCompletionChunk] = deque()
         self.response: ChatCompletion | None = None
         """The whole response, once the stream has ended with ``[DONE]``."""
@@ -273,14 +279,24 @@ class StreamCursor:
 
     def feed(self, data: bytes) -> None:
         """Take the next bytes of the body; finishes by itself at ``[DONE]``."""
-        self._pending.extend(self.state.feed(data))
+        try:
+            self._pending.extend(self.state.feed(data))
+        except APIStatusError as error:  # an error object mid-stream may echo the key
+            if self._redact is not None:
+                self._redact(error)
+            raise
         if self.state.done:
             self.response = self.state.finish()
 
     def end(self) -> None:
         """The body ended (raises `IncompleteStreamError` without ``[DONE]``)."""
         if self.response is None:
-            self.response = self.state.finish()
+            try:
+                self.response = self.state.finish()
+            except APIStatusError as error:
+                if self._redact is not None:
+                    self._redact(error)
+                raise
 
     def pop(self) -> ChatCompletionChunk | None:
         """The next chunk, or ``None`` when more bytes are needed or the stream is over."""
@@ -298,9 +314,13 @@ def _resolve_api_key(api_key: str | None) -> str:
         raise ConfigurationError(
             f"No API key: pass api_key=... or set the {API_KEY_ENV} environment variable"
         )
-    # A control character or space would make an invalid header whose error text quotes the key.
-    if any(ch.isspace() or not ch.isprintable() for ch in key):
-        raise ConfigurationError("The API key contains whitespace or control characters")
+    # A control character, a space or a non-ASCII character makes an invalid header, and the
+    # error httpx raises for it quotes the key: refuse it here, without quoting it.
+    if not key.isascii() or any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise ConfigurationError(
+            "The API key contains whitespace, control or non-ASCII characters "
+            "(check for a pasted non-breaking hyphen or full-width character)"
+        )
     return key
 
 

@@ -7,14 +7,19 @@ Private to `sfagent.client` (which re-exports both classes): everything they dec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
 
 from sfagent._client_core import TRACE_ID_HEADER, StreamCursor
-from sfagent.exceptions import APIError, APITimeoutError, IncompleteStreamError
+from sfagent.exceptions import (
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    IncompleteStreamError,
+)
 from sfagent.messages import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
@@ -26,10 +31,11 @@ __all__ = ["AsyncChatStream", "ChatStream", "is_timeout"]
 class _StreamBase:
     """State both stream classes share; the subclasses only read bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, redact: Callable[[APIStatusError], APIStatusError]) -> None:
         self._response: httpx.Response | None = None
         self._cursor: StreamCursor | None = None
         self._closed = False
+        self._redact = redact
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._response is not None else "unsent"
@@ -47,7 +53,9 @@ class _StreamBase:
 
     def _start(self, response: httpx.Response, first: bytes) -> StreamCursor:
         self._response = response
-        cursor = self._cursor = StreamCursor(trace_id=response.headers.get(TRACE_ID_HEADER))
+        cursor = self._cursor = StreamCursor(
+            trace_id=response.headers.get(TRACE_ID_HEADER), redact=self._redact
+        )
         _feed(cursor, first)
         return cursor
 
@@ -60,7 +68,7 @@ class ChatStream(_StreamBase):
     """
 
     def __init__(self, client: SiliconFlow, body: bytes, timeout: Timeout | None) -> None:
-        super().__init__()
+        super().__init__(client._core.redact)
         self._client, self._body, self._timeout = client, body, timeout
         self._bytes: Iterator[bytes] | None = None
 
@@ -144,7 +152,7 @@ class AsyncChatStream(_StreamBase):
     """
 
     def __init__(self, client: AsyncSiliconFlow, body: bytes, timeout: Timeout | None) -> None:
-        super().__init__()
+        super().__init__(client._core.redact)
         self._client, self._body, self._timeout = client, body, timeout
         self._bytes: AsyncIterator[bytes] | None = None
 

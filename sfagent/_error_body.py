@@ -37,7 +37,7 @@ def parse_json_body(body: bytes | str | object) -> object:
         return None
     try:
         parsed: object = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return text
     return parsed
 
@@ -106,8 +106,20 @@ def _as_code(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        return ascii_code(value)
+    return None
+
+
+def ascii_code(text: str) -> int | None:
+    """An error code written as a string of ASCII digits, or ``None``.
+
+    `str.isdigit` also accepts "²" and other digits `int` refuses, and `int` refuses very
+    long strings: a code is at most 18 plain ASCII digits.
+    """
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
     return None
 
 

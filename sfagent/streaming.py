@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sfagent._error_body import error_from_response, parse_json_body
+from sfagent._error_body import ascii_code, error_from_response, parse_json_body
 from sfagent._sse import SSEDecoder, SSEEvent
 from sfagent.exceptions import APIResponseValidationError, APIStatusError, IncompleteStreamError
 from sfagent.messages import (
@@ -223,8 +223,8 @@ def stream_error_status(payload: object) -> int:
         if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600:
             return status
     code = source.get("code")
-    if isinstance(code, str) and code.isdigit():
-        code = int(code)
+    if isinstance(code, str):
+        code = ascii_code(code)
     if isinstance(code, int) and not isinstance(code, bool):
         if 20000 <= code < 21000:
             return 400
