@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from sfagent import Agent
+from sfagent.models import _RequestGuard
 from sfagent.settings import ChatRequest, ModelSettings
 from sfagent.testing import DemoModel, LoopbackServer, Reply
 from sfagent.testing._script import RecordedRequest
@@ -71,6 +72,8 @@ def _pages() -> list[Path]:
 def test_page_code_runs(
     page: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # Snippets may flip process-wide switches (testing.md blocks model requests): undo them.
+    monkeypatch.setattr(_RequestGuard, "blocked", _RequestGuard.blocked)
     monkeypatch.setenv("SILICONFLOW_API_KEY", "sk-docs-test")
     monkeypatch.setenv("SILICONFLOW_BASE_URL", server.base_url)
     monkeypatch.chdir(tmp_path)
