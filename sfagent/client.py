@@ -83,8 +83,22 @@ class _ClientBase:
         """The API base URL requests go to."""
         return self._core.base_url
 
-    def _headers(self, body: bytes | None, stream: bool) -> dict[str, str]:
-        return self._core.request_headers(stream=stream, json_body=body is not None)
+    def _request(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: Timeout | None,
+        stream: bool,
+    ) -> tuple[httpx.Request, str]:
+        """The request to send (built once, sent again on each retry) and its URL."""
+        url = self._core.url(path)
+        headers = self._core.request_headers(stream=stream, json_body=body is not None)
+        request = http.build_request(
+            method, url, content=body, headers=headers, timeout=self._call(timeout)
+        )
+        return request, url
 
     def _call(self, timeout: Timeout | None) -> httpx.Timeout:
         # The client's timeout, deliberately not http_client's own: httpx's 5 s default would
@@ -182,14 +196,8 @@ class SiliconFlow(_ClientBase):
         self, method: str, path: str, body: bytes | None, timeout: Timeout | None, *, stream: bool
     ) -> tuple[httpx.Response, Iterator[bytes] | None, bytes]:
         """Send with retries; for a stream, also read its first bytes (until then it is retried)."""
-        core, url = self._core, self._core.url(path)
-        request = self._http.build_request(
-            method,
-            url,
-            content=body,
-            headers=self._headers(body, stream),
-            timeout=self._call(timeout),
-        )
+        core = self._core
+        request, url = self._request(self._http, method, path, body, timeout, stream)
         attempts = core.attempts()
         while True:
             number = attempts.begin()
@@ -297,14 +305,8 @@ class AsyncSiliconFlow(_ClientBase):
         stream: bool,
     ) -> tuple[httpx.Response, AsyncIterator[bytes] | None, bytes]:
         """Send with retries; for a stream, also read its first bytes (see `SiliconFlow._send`)."""
-        core, url = self._core, self._core.url(path)
-        request = self._http.build_request(
-            method,
-            url,
-            content=body,
-            headers=self._headers(body, stream),
-            timeout=self._call(timeout),
-        )
+        core = self._core
+        request, url = self._request(self._http, method, path, body, timeout, stream)
         attempts = core.attempts()
         while True:
             number = attempts.begin()
