@@ -10,7 +10,7 @@ from typing_extensions import TypeVar
 
 from sfagent._drive_sync import drive_sync
 from sfagent._drivers import ToolPolicy
-from sfagent._loop import Capabilities, LoopConfig, run_flow, start_state
+from sfagent._loop import Capabilities, Flow, LoopConfig, run_flow, start_state
 from sfagent._output import OutputMode, OutputSpec
 from sfagent.context import ApprovalRequest
 from sfagent.events import Event, RunFinished
@@ -211,9 +211,7 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         listened: bool = True,
     ) -> Iterator[Event]:
-        self._check_deps(deps)
-        state = start_state(self._config, prompt, _history(messages), deps)
-        flow = run_flow(self._config, state, stream=stream, events=listened)
+        flow = self._flow(prompt, messages, deps, stream, listened)
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
 
     def _events_async(
@@ -227,10 +225,15 @@ class Agent(Generic[DepsT, OutputT]):
     ) -> AsyncIterator[Event]:
         from sfagent._drive_async import drive_async  # asyncio loads only for async runs
 
+        flow = self._flow(prompt, messages, deps, stream, listened)
+        return drive_async(flow, self.model, self._policy(deps), stream=stream)
+
+    def _flow(
+        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool, listened: bool
+    ) -> Flow:
         self._check_deps(deps)
         state = start_state(self._config, prompt, _history(messages), deps)
-        flow = run_flow(self._config, state, stream=stream, events=listened)
-        return drive_async(flow, self.model, self._policy(deps), stream=stream)
+        return run_flow(self._config, state, stream=stream, events=listened)
 
     def _check_deps(self, deps: Any) -> None:
         expected = self._deps_type
