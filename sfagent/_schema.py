@@ -202,7 +202,8 @@ def _has_description(annotation: Any, default: Any) -> bool:
 def _create_model(tool_name: str, fields: dict[str, Any], *, strict: bool) -> type[BaseModel]:
     # Unknown arguments: dropped when lenient (models invent parameters; the call can still
     # be right), rejected under strict, where the schema promises additionalProperties: false.
-    config = ConfigDict(extra="forbid" if strict else "ignore")
+    # defer_build: the schema below builds the model once; an eager build here did it twice.
+    config = ConfigDict(extra="forbid" if strict else "ignore", defer_build=True)
     try:
         return create_model(f"{tool_name}_arguments", __config__=config, **fields)
     except Exception as exc:  # pydantic raises several types for unsupported annotations
