@@ -9,13 +9,20 @@ to stop, what to send back, which limit was hit) is made here, once.
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sfagent._output import OutputInvalid, OutputMode, OutputSpec
+from sfagent._limits import (
+    check_budgets,
+    check_retry_budgets,
+    check_runaway,
+    check_turns,
+    remaining,
+    truncated,
+)
+from sfagent._output import OutputInvalid
+from sfagent._run_state import LoopConfig, RunState
 from sfagent._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls, render_outcome
 from sfagent.context import RunContext
 from sfagent.events import (
@@ -28,17 +35,11 @@ from sfagent.events import (
     TurnFinished,
 )
 from sfagent.exceptions import (
-    AgentRunError,
     APIError,
     BadRequestError,
-    BudgetExceeded,
-    MaxTurnsExceeded,
     ModelRequestError,
-    OutputTruncatedError,
     OutputValidationError,
-    RunawayLoopError,
     StopRun,
-    ToolRetriesExceeded,
 )
 from sfagent.messages import (
     AssistantMessage,
@@ -50,7 +51,6 @@ from sfagent.messages import (
 )
 from sfagent.result import RunResult, ToolCallRecord, TurnRecord
 from sfagent.settings import ChatRequest, ModelSettings
-from sfagent.tools import ToolSet
 from sfagent.usage import RunUsage
 
 logger = logging.getLogger("sfagent")
@@ -85,62 +85,6 @@ class Emit:
 
 Action = ModelCall | RunCalls | Emit
 Flow = Generator[Action, Any, RunResult[Any]]
-
-
-@dataclass
-class Capabilities:
-    """What an endpoint turned out not to support; learned once, shared by an agent's runs."""
-
-    tool_choice_required: bool = True
-    json_schema: bool = True
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Everything fixed for a run (built once per agent)."""
-
-    model: str
-    tools: ToolSet
-    settings: ModelSettings | None
-    instructions: str | None
-    max_turns: int
-    tool_retries: int
-    max_total_tokens: int | None
-    time_limit: float | None
-    max_repeated_calls: int | None
-    output: OutputSpec | None
-    output_mode: OutputMode
-    output_retries: int
-    capabilities: Capabilities
-    clock: Callable[[], float] = time.monotonic
-
-
-@dataclass
-class RunState:
-    """What one run has done so far."""
-
-    messages: list[MessageBase]
-    deps: Any = None
-    usage: RunUsage = field(default_factory=RunUsage)
-    turns: list[TurnRecord] = field(default_factory=list)
-    turn: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    repeats: Counter[tuple[str, str]] = field(default_factory=Counter)
-    output_attempts: int = 0
-    deadline: float | None = None
-    settings: ModelSettings | None = None
-    tools: tuple[dict[str, Any], ...] | None = None
-    tool_choice_required: bool = False
-    output_mode: OutputMode = "json_object"
-
-    def partial(self) -> RunResult[Any]:
-        """The run so far, for an `AgentRunError` to carry."""
-        return RunResult(
-            output=None,
-            messages=[m.to_wire() for m in self.messages],
-            usage=replace(self.usage),
-            turns=tuple(self.turns),
-        )
 
 
 def start_state(
@@ -178,7 +122,7 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool, events: bool 
     With ``events=False`` (nobody listens: `run`, `run_sync`) only `RunFinished` is emitted.
     """
     while True:
-        _check_budgets(config, state)
+        check_budgets(config, state)
         state.turn += 1
         request = ChatRequest(
             tuple(state.messages),  # a snapshot: the run goes on appending to its list
@@ -188,7 +132,7 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool, events: bool 
             stream=stream,
         )
         try:
-            response, streamed = yield ModelCall(request, state.turn, _remaining(config, state))
+            response, streamed = yield ModelCall(request, state.turn, remaining(config, state))
         except APIError as exc:
             state.turn -= 1
             if _downgrade(config, state, exc):
@@ -208,18 +152,18 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool, events: bool 
             len(message.tool_calls or ()),
         )
         if response.finish_reason == "length":
-            raise _truncated(message, state, response)
+            raise truncated(message, state, response)
         if message.tool_calls:
             stopped = yield from _tool_turn(config, state, response, message, events)
             if stopped is not None:
                 return (yield from _finish(state, stopped.output))
-            _check_turns(config, state)
+            check_turns(config, state)
             continue
         verdict = _final_answer(config, state, response, message)
         if events:
             yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
         if isinstance(verdict, _Retry):
-            _check_turns(config, state)
+            check_turns(config, state)
             continue
         return (yield from _finish(state, verdict.output))
 
@@ -267,7 +211,7 @@ def _tool_turn(
         )
 
     prepared = prepare_calls(calls, config.tools, context_for)
-    _check_runaway(config, state, prepared)
+    check_runaway(config, state, prepared)
     for item in prepared if events else ():
         call = item.call
         yield Emit(
@@ -275,7 +219,7 @@ def _tool_turn(
         )
     outcomes: Sequence[CallOutcome | None] = [None] * len(prepared)
     if any(item.runnable for item in prepared):
-        outcomes = yield RunCalls(prepared, state.turn, _remaining(config, state))
+        outcomes = yield RunCalls(prepared, state.turn, remaining(config, state))
     records, stop = [], None
     for item, outcome in zip(prepared, outcomes, strict=True):
         if outcome is not None and isinstance(outcome.exception, StopRun):
@@ -309,7 +253,7 @@ def _tool_turn(
     if events:
         yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
     if stop is None:
-        _check_retry_budgets(config, state, prepared)
+        check_retry_budgets(config, state, prepared)
     return stop
 
 
@@ -332,107 +276,6 @@ def _final_answer(
         state.output_attempts += 1
         state.messages.append(UserMessage(content=spec.retry_prompt(str(exc))))
         return _Retry(str(exc))
-
-
-# --- limits ------------------------------------------------------------------------------------
-
-
-def _check_budgets(config: LoopConfig, state: RunState) -> None:
-    limit = config.max_total_tokens
-    if limit is not None and state.usage.total_tokens >= limit:
-        raise BudgetExceeded(
-            f"token budget exhausted: {state.usage.total_tokens} tokens used of {limit}",
-            budget="tokens",
-            result=state.partial(),
-        )
-    if state.deadline is not None and config.clock() >= state.deadline:
-        raise BudgetExceeded(
-            f"time budget exhausted: the run took more than {config.time_limit:g} s",
-            budget="time",
-            result=state.partial(),
-        )
-
-
-def _check_turns(config: LoopConfig, state: RunState) -> None:
-    if state.turn >= config.max_turns:
-        raise MaxTurnsExceeded(
-            f"the run reached max_turns={config.max_turns} and the model still wanted to "
-            "continue; raise max_turns, or continue the run from result.messages",
-            result=state.partial(),
-        )
-
-
-def _check_runaway(config: LoopConfig, state: RunState, prepared: list[PreparedCall]) -> None:
-    limit = config.max_repeated_calls
-    if limit is None:
-        return
-    for item in prepared:
-        state.repeats[item.key] += 1
-        if state.repeats[item.key] > limit:
-            name, arguments = item.key
-            _close_unanswered(state, prepared, "Not run: the same call was repeated too often.")
-            raise RunawayLoopError(
-                f"runaway loop: tool '{name}' was called with the same arguments "
-                f"{state.repeats[item.key]} times (max_repeated_calls={limit})",
-                tool_name=name,
-                arguments=arguments,
-                result=state.partial(),
-            )
-
-
-def _check_retry_budgets(config: LoopConfig, state: RunState, prepared: list[PreparedCall]) -> None:
-    for item in prepared:
-        name = item.call.function.name
-        tool = item.tool
-        limit = tool.max_retries if tool is not None and tool.max_retries is not None else None
-        if limit is None:
-            limit = config.tool_retries
-        if state.failures[name] > limit:
-            raise ToolRetriesExceeded(
-                f"tool '{name}' failed {state.failures[name]} times in this run "
-                f"(retry budget {limit}); last error: {_last_error(state, name)}",
-                tool_name=name,
-                result=state.partial(),
-            )
-
-
-def _last_error(state: RunState, name: str) -> str:
-    for record in reversed(state.turns[-1].tool_calls if state.turns else ()):
-        if record.name == name and record.error:
-            return record.error
-    return "unknown"
-
-
-def _close_unanswered(state: RunState, prepared: list[PreparedCall], text: str) -> None:
-    # Keep the history replayable: every tool call id gets its tool message.
-    for item in prepared:
-        state.messages.append(ToolMessage(tool_call_id=item.call.id, content=text))
-
-
-def _truncated(
-    message: AssistantMessage, state: RunState, response: ChatCompletion
-) -> AgentRunError:
-    state.turns.append(TurnRecord(response))
-    cut_call = bool(message.tool_calls)
-    if cut_call:
-        # The cut call is never run; answer it so the history stays valid for a retry.
-        for call in message.tool_calls or ():
-            state.messages.append(
-                ToolMessage(tool_call_id=call.id, content="Not run: the call was cut off.")
-            )
-    where = "inside a tool call (it was not run)" if cut_call else "in the answer"
-    return OutputTruncatedError(
-        f"the output was cut off by the token limit {where}; set a larger max_tokens "
-        "(SiliconFlow's default is only 512)",
-        tool_call_truncated=cut_call,
-        result=state.partial(),
-    )
-
-
-def _remaining(config: LoopConfig, state: RunState) -> float | None:
-    if state.deadline is None:
-        return None
-    return max(state.deadline - config.clock(), 0.001)
 
 
 # --- responses -----------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from typing_extensions import TypeVar
 
 from sfagent._drive_sync import drive_sync
 from sfagent._drivers import ToolPolicy
-from sfagent._loop import Capabilities, Flow, LoopConfig, run_flow, start_state
+from sfagent._loop import Flow, run_flow, start_state
 from sfagent._output import OutputMode, OutputSpec
+from sfagent._run_state import Capabilities, LoopConfig
 from sfagent.context import ApprovalRequest
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import UserError

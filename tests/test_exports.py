@@ -58,3 +58,23 @@ def test_import_is_lazy() -> None:
     code = f"import sys, sfagent; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_loop_core_and_the_sync_path_import_neither_httpx_nor_asyncio() -> None:
+    # The design's pure core (schemas, the loop's decisions) does no I/O; a sync run with an
+    # offline model never loads asyncio either.
+    modules = "sfagent._schema, sfagent._loop, sfagent._limits, sfagent._run_state, sfagent.tools"
+    code = (
+        f"import sys, {modules}\n"
+        "from sfagent import Agent, ChatCompletion\n"
+        "class Fixed:\n"
+        "    def complete(self, request, *, timeout=None):\n"
+        "        message = {'role': 'assistant', 'content': 'hi'}\n"
+        "        choice = {'message': message, 'finish_reason': 'stop'}\n"
+        "        return ChatCompletion.model_validate({'choices': [choice]})\n"
+        "    stream = complete_async = stream_async = complete\n"
+        "assert Agent(Fixed()).run_sync('hello').output == 'hi'\n"
+        "print(sorted({'httpx', 'asyncio'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
