@@ -437,8 +437,9 @@ def _client_for(impl: str) -> Any:
     return httpx.AsyncClient(timeout=LONG, transport=AiohttpTransport(limits=FLOOR_LIMITS))
 
 
-async def _concurrent(impl: str, base_url: str, runs: int, rounds: int) -> float:
-    """Time `runs` concurrent runs; one warm-up run first (lazy imports, first connection)."""
+async def _concurrent(impl: str, base_url: str, runs: int, rounds: int) -> tuple[float, float]:
+    """Wall and CPU time of `runs` concurrent runs, after one warm-up run (lazy imports, first
+    connection)."""
     url = f"{base_url}/chat/completions"
     if impl.startswith("sfagent"):
         from sfagent.agent import Agent
@@ -466,23 +467,33 @@ async def _concurrent(impl: str, base_url: str, runs: int, rounds: int) -> float
         close = raw.aclose
     try:
         await one()
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         outputs = await asyncio.gather(*(one() for _ in range(runs)))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await close()
     if set(outputs) != {expected(rounds)}:
         raise RuntimeError(f"{impl}: unexpected answers {set(outputs)}")
-    return wall
+    return wall, cpu
 
 
 def client_child(impl: str, base_url: str, runs: int, rounds: int) -> None:
     """Child process: one concurrency measurement, printed as JSON."""
-    cpu = time.process_time()
-    wall = asyncio.run(_concurrent(impl, base_url, runs, rounds))
-    cpu = time.process_time() - cpu
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": rss_mb}))
+    wall, cpu = asyncio.run(_concurrent(impl, base_url, runs, rounds))
+    print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": _peak_rss_mb()}))
+
+
+def _peak_rss_mb() -> float:
+    # This process's own high-water mark. ru_maxrss survives execve on Linux, so a child
+    # would report its parent's peak when that is larger.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_concurrent(impl: str, server: Server, runs: int, rounds: int) -> dict[str, float]:
@@ -507,8 +518,8 @@ SLOW = 8.0
 
 
 CONCURRENCY_NOTES = """\
-CPU: the client process during the runs (after one warm-up run). Peak RSS: the whole client
-process (`ru_maxrss`, imports included). The floor is one shared `httpx.AsyncClient` with
+CPU: the client process during the timed runs (after one warm-up run). Peak RSS: the whole
+client process (its `VmHWM`, imports included). The floor is one shared `httpx.AsyncClient` with
 httpx's default `Limits(100, keepalive 20)`, the fastest of the limits tried (unbounded,
 200/200, 100/100, 50/50 and 20/20 are all slower with httpx 0.28's pool). Server CPU: the
 loopback server process during the measurement (warm-up included); far below the wall time,
