@@ -115,6 +115,7 @@ class Agent(Generic[DepsT, OutputT]):
         }
         self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
         self._init_args["tools"] = self.tools  # an iterator given as `tools` is used up now
+        self._init_args["api_key"] = _Secret(api_key)  # kept for `replace`, never shown
         needing = [t.name for t in self.tools if t.requires_approval]
         if needing and approve is None:
             raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
@@ -160,7 +161,10 @@ class Agent(Generic[DepsT, OutputT]):
         unknown = sorted(set(changes) - _INIT_PARAMETERS)
         if unknown:
             raise UserError(f"Agent.replace() got unknown settings: {', '.join(unknown)}")
-        return Agent(**{**self._init_args, **changes})
+        args = {**self._init_args, **changes}
+        if isinstance(args["api_key"], _Secret):
+            args["api_key"] = args["api_key"].value
+        return Agent(**args)
 
     # --- the four drivers -------------------------------------------------------------------
 
@@ -270,6 +274,18 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class _Secret:
+    """Holds the API key so that no repr of the agent's state can show it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "'***'" if self.value is not None else "None"
 
 
 _INIT_PARAMETERS = frozenset(inspect.signature(Agent.__init__).parameters) - {"self"}

@@ -293,3 +293,17 @@ def test_an_unsendable_key_is_refused_without_quoting_it(key: str) -> None:
             agent.run_sync("hi")
         _assert_clean(agent_info.value)
         assert server.requests == []
+
+
+def test_agent_state_never_shows_the_key() -> None:
+    from sfagent import Agent
+
+    agent = Agent("m", api_key="sk-SECRET-state-canary", base_url="http://127.0.0.1:9/v1")
+    sibling = agent.replace(max_turns=2)
+    try:
+        for value in (agent, sibling, agent.model, sibling.model):
+            assert "sk-SECRET-state-canary" not in repr(value)
+            assert "sk-SECRET-state-canary" not in repr(vars(value))
+    finally:
+        agent.close()
+        sibling.close()
