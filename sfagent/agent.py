@@ -13,6 +13,7 @@ from sfagent._drivers import ToolPolicy
 from sfagent._loop import Flow, run_flow, start_state
 from sfagent._output import OutputMode, OutputSpec
 from sfagent._run_state import Capabilities, LoopConfig
+from sfagent._secret import Secret
 from sfagent.context import ApprovalRequest
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import UserError
@@ -115,7 +116,7 @@ class Agent(Generic[DepsT, OutputT]):
         }
         self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
         self._init_args["tools"] = self.tools  # an iterator given as `tools` is used up now
-        self._init_args["api_key"] = _Secret(api_key)  # kept for `replace`, never shown
+        self._init_args["api_key"] = Secret(api_key)  # kept for `replace`, never shown
         needing = [t.name for t in self.tools if t.requires_approval]
         if needing and approve is None:
             raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
@@ -162,7 +163,7 @@ class Agent(Generic[DepsT, OutputT]):
         if unknown:
             raise UserError(f"Agent.replace() got unknown settings: {', '.join(unknown)}")
         args = {**self._init_args, **changes}
-        if isinstance(args["api_key"], _Secret):
+        if isinstance(args["api_key"], Secret):
             args["api_key"] = args["api_key"].value
         return Agent(**args)
 
@@ -274,18 +275,6 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-class _Secret:
-    """Holds the API key so that no repr of the agent's state can show it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str | None) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "'***'" if self.value is not None else "None"
 
 
 _INIT_PARAMETERS = frozenset(inspect.signature(Agent.__init__).parameters) - {"self"}

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from sfagent._secret import Secret
 from sfagent.messages import ChatCompletion, ChatCompletionChunk
 from sfagent.settings import ChatRequest
 
@@ -143,7 +144,8 @@ class HTTPModel:
         self._async_by_loop: weakref.WeakKeyDictionary[Any, AsyncSiliconFlow] = (
             weakref.WeakKeyDictionary()
         )
-        self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url}
+        self._api_key = Secret(api_key)  # never in a repr, nor in vars()
+        self._options: dict[str, Any] = {"base_url": base_url}
         if retry is not _UNSET:
             self._options["retry"] = retry
         if client is None and async_client is None:
@@ -155,7 +157,7 @@ class HTTPModel:
     def _check_key(self) -> None:
         from sfagent._client_core import _resolve_api_key
 
-        _resolve_api_key(self._options["api_key"])  # fail now, not at the first request
+        _resolve_api_key(self._api_key.value)  # fail now, not at the first request
 
     @property
     def client(self) -> SiliconFlow:
@@ -163,7 +165,7 @@ class HTTPModel:
         if self._client is None:
             from sfagent.client import SiliconFlow
 
-            self._client = client = SiliconFlow(**self._options)
+            self._client = client = SiliconFlow(api_key=self._api_key.value, **self._options)
             # A script that drops its agent without closing it still releases the sockets.
             weakref.finalize(self, client.close)
         return self._client
@@ -180,7 +182,9 @@ class HTTPModel:
         if client is None:
             from sfagent.client import AsyncSiliconFlow
 
-            client = self._async_by_loop[loop] = AsyncSiliconFlow(**self._options)
+            client = self._async_by_loop[loop] = AsyncSiliconFlow(
+                api_key=self._api_key.value, **self._options
+            )
         return client
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatCompletion:
