@@ -379,3 +379,48 @@ def test_every_generated_schema_passes_the_meta_schema() -> None:
     Draft202012Validator.check_schema(t.parameters)
     assert t.parameters["properties"]["e"]["default"] == "red"
     assert t.parameters["required"] == ["a", "b", "c", "d"]
+
+
+# --- the fast meta-schema check agrees with the official meta-schema ----------------------------
+
+META_CORPUS: list[Any] = [
+    {"type": "object", "properties": {"a": {"type": "string", "minLength": 1}}},
+    {"type": ["string", "null"], "enum": ["a", None]},
+    {"prefixItems": [{"type": "integer"}], "items": False},
+    {"$defs": {"n": {"$ref": "#/$defs/n"}}, "$ref": "#/$defs/n"},
+    {"dependentRequired": {"a": ["b"]}, "dependentSchemas": {"a": {"required": ["c"]}}},
+    {"contentMediaType": "text/plain", "deprecated": True, "examples": [1]},
+    {"definitions": {"x": {}}, "dependencies": {"a": ["b"], "c": {"type": "object"}}},
+    {"unevaluatedProperties": False, "propertyNames": {"pattern": "^a"}},
+    {"type": 3},
+    {"properties": {"a": {"minimum": "0"}}},
+    {"required": [1]},
+    {"items": [1]},
+    {"$defs": {"x": 5}},
+    {"enum": 3},
+    {"pattern": 4},
+    {"additionalProperties": {"type": "strin"}},
+    {"anyOf": []},
+    {"properties": {"a": {"$ref": 5}}},
+    {"type": ["string", "string"]},
+    {"dependentRequired": {"a": [1]}},
+    {"contentMediaType": 1},
+    {"deprecated": "x"},
+    {"format": 1},
+    {"unevaluatedProperties": 3},
+    {"definitions": {"a": 3}},
+    {"dependencies": {"a": 3}},
+    {"prefixItems": [{"type": 1}]},
+    {"minItems": -1},
+    {"multipleOf": 0},
+]
+
+
+@pytest.mark.parametrize("schema", META_CORPUS, ids=lambda s: str(s)[:40])
+def test_fast_meta_check_agrees_with_the_official_meta_schema(schema: Any) -> None:
+    from sfagent._jsonschema import _meta_validator
+
+    fast = _meta_validator()
+    assert fast.schema is not Draft202012Validator.META_SCHEMA  # the flattened one is in use
+    official = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    assert fast.is_valid(schema) == official.is_valid(schema)
