@@ -56,7 +56,8 @@ class RunResult(Generic[OutputT]):
         output: The final answer: text, or an instance of the agent's `output_type`;
             ``None`` in the partial result an `AgentRunError` carries.
         messages: The whole conversation as JSON-serialisable wire dicts; pass them back as
-            `messages=` to continue it.
+            `messages=` to continue it. They are the messages' own cached dicts: copy one
+            before changing it.
         usage: Totals over every request of the run.
         turns: One record per model request.
     """
