@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -48,12 +47,26 @@ from typing import Any
 
 import httpx
 
-MODEL = "deepseek-ai/DeepSeek-V3"
-API_KEY = "sk-bench"
-LONG = httpx.Timeout(120.0)
-FLOOR_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-"""The floor's pool: httpx's default, the fastest httpx 0.28 pool tried (bench_agent.py)."""
-_ROUNDS = re.compile(r"rounds=(\d+)")
+# The workload, the model script and the raw httpx floor are bench_agent's, so both benchmarks
+# measure exactly the same exchanges.
+from bench_agent import (  # type: ignore[import-not-found]
+    _ROUNDS,
+    API_KEY,
+    FLOOR_LIMITS,
+    LONG,
+    MODEL,
+    TOOLS,
+    Timing,
+    _cpu_model,
+    _medians,
+    _version,
+    expected,
+    floor_async,
+    floor_sync,
+    lookup,
+    prompt,
+)
+
 FRAMEWORKS = ("floor", "floor_aiohttp", "openai_sdk", "sfagent", "pydantic-ai", "openai-agents")
 LABELS = {
     "floor": "raw httpx loop (floor)",
@@ -79,44 +92,6 @@ IMPORTS = {
 
 
 # --- the workload -------------------------------------------------------------------------------
-
-
-def lookup(city: str, day: int) -> str:
-    """Look up the weather.
-
-    Args:
-        city: The city.
-        day: Days from today.
-    """
-    return f"{city}: sunny, 21 C on day {day}"
-
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "lookup",
-            "description": "Look up the weather.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "description": "The city."},
-                    "day": {"type": "integer", "description": "Days from today."},
-                },
-                "required": ["city", "day"],
-                "additionalProperties": False,
-            },
-        },
-    }
-]
-
-
-def prompt(rounds: int) -> str:
-    return f"What is the weather in Paris? Check it rounds={rounds} times."
-
-
-def expected(rounds: int) -> str:
-    return f"Sunny in Paris all {rounds} days."
 
 
 def responder(request: Any) -> Any:
@@ -182,8 +157,6 @@ class Server:
 
 # --- the raw httpx floor ------------------------------------------------------------------------
 
-HEADERS = {"Authorization": f"Bearer {API_KEY}"}
-
 
 class Conversation:
     """The floor's bookkeeping: the messages, the request body, running the tool calls."""
@@ -207,26 +180,6 @@ class Conversation:
             result = lookup(**json.loads(call["function"]["arguments"]))
             self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
         return None
-
-
-def floor_sync(client: httpx.Client, url: str, rounds: int) -> str:
-    chat = Conversation(rounds)
-    while True:
-        response = client.post(url, json=chat.body(), headers=HEADERS)
-        response.raise_for_status()
-        final = chat.absorb(response.json()["choices"][0]["message"])
-        if final is not None:
-            return final
-
-
-async def floor_async(client: httpx.AsyncClient, url: str, rounds: int) -> str:
-    chat = Conversation(rounds)
-    while True:
-        response = await client.post(url, json=chat.body(), headers=HEADERS)
-        response.raise_for_status()
-        final = chat.absorb(response.json()["choices"][0]["message"])
-        if final is not None:
-            return final
 
 
 # --- the frameworks -----------------------------------------------------------------------------
@@ -394,15 +347,6 @@ def _check(name: str, output: str, rounds: int) -> None:
 
 
 # --- 1. per turn --------------------------------------------------------------------------------
-
-Timing = tuple[float, float]  # (wall s, CPU s) per run
-
-
-def _medians(samples: dict[str, list[Timing]]) -> dict[str, Timing]:
-    return {
-        name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
-        for name, values in samples.items()
-    }
 
 
 def per_turn_sync(
@@ -599,26 +543,6 @@ def report_imports(frameworks: list[str], repeat: int) -> None:
 
 
 # --- main ---------------------------------------------------------------------------------------
-
-
-def _version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "-"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> str:
