@@ -6,124 +6,110 @@ Every public name is importable from here. Submodules load on first use (PEP 562
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from sfagent._lazy import lazy_exports
+from sfagent._version import __version__
 
-# public name -> submodule that defines it
-_EXPORTS: dict[str, str] = {
-    "tool": "sfagent.tools",
-    "Tool": "sfagent.tools",
-    "ToolSet": "sfagent.tools",
-    "tool_result_text": "sfagent.tools",
-    "RunContext": "sfagent.context",
-    "ApprovalRequest": "sfagent.context",
-    "RunUsage": "sfagent.usage",
-    "Agent": "sfagent.agent",
-    "RunResult": "sfagent.result",
-    "TurnRecord": "sfagent.result",
-    "ToolCallRecord": "sfagent.result",
-    "Event": "sfagent.events",
-    "TextDelta": "sfagent.events",
-    "ReasoningDelta": "sfagent.events",
-    "ToolCallStarted": "sfagent.events",
-    "ToolResult": "sfagent.events",
-    "TurnFinished": "sfagent.events",
-    "RunFinished": "sfagent.events",
-    "Model": "sfagent.models",
-    "ModelStream": "sfagent.models",
-    "AsyncModelStream": "sfagent.models",
-    "HTTPModel": "sfagent.models",
-    "SiliconFlow": "sfagent.client",
-    "AsyncSiliconFlow": "sfagent.client",
-    "ChatStream": "sfagent.client",
-    "AsyncChatStream": "sfagent.client",
-    "RetryPolicy": "sfagent.client",
-    "ModelSettings": "sfagent.settings",
-    "ChatRequest": "sfagent.settings",
-    "DEFAULT_MODEL": "sfagent.settings",
-    "SystemMessage": "sfagent.messages",
-    "UserMessage": "sfagent.messages",
-    "AssistantMessage": "sfagent.messages",
-    "ToolMessage": "sfagent.messages",
-    "Message": "sfagent.messages",
-    "MessageBase": "sfagent.messages",
-    "TextPart": "sfagent.messages",
-    "ImagePart": "sfagent.messages",
-    "ImageURL": "sfagent.messages",
-    "VideoPart": "sfagent.messages",
-    "AudioPart": "sfagent.messages",
-    "ToolCall": "sfagent.messages",
-    "FunctionCall": "sfagent.messages",
-    "ChatCompletion": "sfagent.messages",
-    "Choice": "sfagent.messages",
-    "ChatCompletionChunk": "sfagent.messages",
-    "Usage": "sfagent.messages",
-    "image_part": "sfagent.messages",
-    "parse_message": "sfagent.messages",
-    "parse_messages": "sfagent.messages",
-    "StreamAccumulator": "sfagent.streaming",
-    "SFAgentError": "sfagent.exceptions",
-    "UserError": "sfagent.exceptions",
-    "ToolDefinitionError": "sfagent.exceptions",
-    "ConfigurationError": "sfagent.exceptions",
-    "ToolArgumentsError": "sfagent.exceptions",
-    "ArgumentProblem": "sfagent.exceptions",
-    "ToolOutputError": "sfagent.exceptions",
-    "ModelRetry": "sfagent.exceptions",
-    "StopRun": "sfagent.exceptions",
-    "AgentRunError": "sfagent.exceptions",
-    "MaxTurnsExceeded": "sfagent.exceptions",
-    "BudgetExceeded": "sfagent.exceptions",
-    "ToolRetriesExceeded": "sfagent.exceptions",
-    "RunawayLoopError": "sfagent.exceptions",
-    "OutputTruncatedError": "sfagent.exceptions",
-    "OutputValidationError": "sfagent.exceptions",
-    "ModelRequestError": "sfagent.exceptions",
-    "APIError": "sfagent.exceptions",
-    "APIConnectionError": "sfagent.exceptions",
-    "APITimeoutError": "sfagent.exceptions",
-    "APIResponseValidationError": "sfagent.exceptions",
-    "IncompleteStreamError": "sfagent.exceptions",
-    "APIStatusError": "sfagent.exceptions",
-    "BadRequestError": "sfagent.exceptions",
-    "AuthenticationError": "sfagent.exceptions",
-    "PermissionDeniedError": "sfagent.exceptions",
-    "NotFoundError": "sfagent.exceptions",
-    "RateLimitError": "sfagent.exceptions",
-    "InternalServerError": "sfagent.exceptions",
-    "ServiceUnavailableError": "sfagent.exceptions",
-    "GatewayTimeoutError": "sfagent.exceptions",
+# Defining module -> the public names it provides. The typed imports below say the same for
+# type checkers (`X as X` marks a re-export); a test keeps the two equal.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "sfagent.tools.tool": ("tool", "Tool", "tool_result_text"),
+    "sfagent.tools.toolset": ("ToolSet",),
+    "sfagent.context": ("RunContext", "ApprovalRequest"),
+    "sfagent.usage": ("RunUsage",),
+    "sfagent.agent": ("Agent",),
+    "sfagent.result": ("RunResult", "TurnRecord", "ToolCallRecord"),
+    "sfagent.events": (
+        "Event",
+        "TextDelta",
+        "ReasoningDelta",
+        "ToolCallStarted",
+        "ToolResult",
+        "TurnFinished",
+        "RunFinished",
+    ),
+    "sfagent.models": ("Model", "ModelStream", "AsyncModelStream"),
+    "sfagent.client.http_model": ("HTTPModel",),
+    "sfagent.client.clients": ("SiliconFlow", "AsyncSiliconFlow"),
+    "sfagent.client.streams": ("ChatStream", "AsyncChatStream"),
+    "sfagent.client.retry": ("RetryPolicy",),
+    "sfagent.settings": ("ModelSettings", "ChatRequest", "DEFAULT_MODEL"),
+    "sfagent.messages": (
+        "SystemMessage",
+        "UserMessage",
+        "AssistantMessage",
+        "ToolMessage",
+        "Message",
+        "MessageBase",
+        "TextPart",
+        "ImagePart",
+        "ImageURL",
+        "VideoPart",
+        "AudioPart",
+        "ToolCall",
+        "FunctionCall",
+        "ChatCompletion",
+        "Choice",
+        "ChatCompletionChunk",
+        "Usage",
+        "image_part",
+        "parse_message",
+        "parse_messages",
+    ),
+    "sfagent.client.streaming": ("StreamAccumulator",),
+    "sfagent.exceptions": (
+        "SFAgentError",
+        "UserError",
+        "ToolDefinitionError",
+        "ConfigurationError",
+        "ToolArgumentsError",
+        "ArgumentProblem",
+        "ToolOutputError",
+        "ModelRetry",
+        "StopRun",
+        "AgentRunError",
+        "MaxTurnsExceeded",
+        "BudgetExceeded",
+        "ToolRetriesExceeded",
+        "RunawayLoopError",
+        "OutputTruncatedError",
+        "OutputValidationError",
+        "ModelRequestError",
+        "APIError",
+        "APIConnectionError",
+        "APITimeoutError",
+        "APIResponseValidationError",
+        "IncompleteStreamError",
+        "APIStatusError",
+        "BadRequestError",
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "GatewayTimeoutError",
+    ),
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, eager=["__version__"])
 
 if TYPE_CHECKING:
-    from sfagent.agent import (
-        Agent as Agent,
-    )
-    from sfagent.client import (
-        AsyncChatStream as AsyncChatStream,
-    )
-    from sfagent.client import (
+    from sfagent.agent import Agent as Agent
+    from sfagent.client.clients import (
         AsyncSiliconFlow as AsyncSiliconFlow,
     )
-    from sfagent.client import (
-        ChatStream as ChatStream,
-    )
-    from sfagent.client import (
-        RetryPolicy as RetryPolicy,
-    )
-    from sfagent.client import (
+    from sfagent.client.clients import (
         SiliconFlow as SiliconFlow,
     )
-    from sfagent.context import (
-        ApprovalRequest as ApprovalRequest,
-    )
-    from sfagent.context import (
-        RunContext as RunContext,
-    )
+    from sfagent.client.http_model import HTTPModel as HTTPModel
+    from sfagent.client.retry import RetryPolicy as RetryPolicy
+    from sfagent.client.streaming import StreamAccumulator as StreamAccumulator
+    from sfagent.client.streams import AsyncChatStream as AsyncChatStream
+    from sfagent.client.streams import ChatStream as ChatStream
+    from sfagent.context import ApprovalRequest as ApprovalRequest
+    from sfagent.context import RunContext as RunContext
     from sfagent.events import (
         Event as Event,
     )
@@ -302,9 +288,6 @@ if TYPE_CHECKING:
         AsyncModelStream as AsyncModelStream,
     )
     from sfagent.models import (
-        HTTPModel as HTTPModel,
-    )
-    from sfagent.models import (
         Model as Model,
     )
     from sfagent.models import (
@@ -328,34 +311,8 @@ if TYPE_CHECKING:
     from sfagent.settings import (
         ModelSettings as ModelSettings,
     )
-    from sfagent.streaming import (
-        StreamAccumulator as StreamAccumulator,
-    )
-    from sfagent.tools import (
-        Tool as Tool,
-    )
-    from sfagent.tools import (
-        ToolSet as ToolSet,
-    )
-    from sfagent.tools import (
-        tool as tool,
-    )
-    from sfagent.tools import (
-        tool_result_text as tool_result_text,
-    )
-    from sfagent.usage import (
-        RunUsage as RunUsage,
-    )
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sfagent' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+    from sfagent.tools.tool import Tool as Tool
+    from sfagent.tools.tool import tool as tool
+    from sfagent.tools.tool import tool_result_text as tool_result_text
+    from sfagent.tools.toolset import ToolSet as ToolSet
+    from sfagent.usage import RunUsage as RunUsage

@@ -8,18 +8,19 @@ from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
-from sfagent._drive_sync import drive_sync
-from sfagent._drivers import ToolPolicy
-from sfagent._loop import Flow, run_flow, start_state
-from sfagent._output import OutputMode, OutputSpec
-from sfagent._run_state import Capabilities, LoopConfig
 from sfagent._secret import Secret
+from sfagent.client.http_model import HTTPModel
 from sfagent.context import ApprovalRequest
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import UserError
 from sfagent.messages import ContentPart, MessageBase, parse_message
-from sfagent.models import HTTPModel, Model
+from sfagent.models import Model
 from sfagent.result import RunResult
+from sfagent.run._drive_sync import drive_sync
+from sfagent.run._drivers import ToolPolicy
+from sfagent.run._loop import Flow, run_flow, start_state
+from sfagent.run._output import OutputMode, OutputSpec
+from sfagent.run._state import Capabilities, LoopConfig
 from sfagent.settings import DEFAULT_MODEL, ModelSettings
 from sfagent.tools import Tool, ToolSet
 
@@ -229,7 +230,7 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         listened: bool = True,
     ) -> AsyncIterator[Event]:
-        from sfagent._drive_async import drive_async  # asyncio loads only for async runs
+        from sfagent.run._drive_async import drive_async  # asyncio loads only for async runs
 
         flow = self._flow(prompt, messages, deps, stream, listened)
         return drive_async(flow, self.model, self._policy(deps), stream=stream)
@@ -292,7 +293,7 @@ def _resolve_model(
         return str(getattr(model, "model_name", type(model).__name__)), model
     if client is None:
         return model, HTTPModel(api_key=api_key, base_url=base_url)
-    from sfagent.client import AsyncSiliconFlow, SiliconFlow
+    from sfagent.client.clients import AsyncSiliconFlow, SiliconFlow
 
     if isinstance(client, SiliconFlow):
         return model, HTTPModel(client=client, api_key=api_key, base_url=base_url)

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from sfagent import Agent
-from sfagent.models import _RequestGuard
+from sfagent.client.http_model import RequestGuard
+from sfagent.offline.replies import RecordedRequest
 from sfagent.settings import ChatRequest, ModelSettings
 from sfagent.testing import DemoModel, LoopbackServer, Reply
-from sfagent.testing._script import RecordedRequest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"(<!-- fragment -->\n)?```python\n(.*?)```", re.DOTALL)
@@ -73,7 +73,7 @@ def test_page_code_runs(
     page: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Snippets may flip process-wide switches (testing.md blocks model requests): undo them.
-    monkeypatch.setattr(_RequestGuard, "blocked", _RequestGuard.blocked)
+    monkeypatch.setattr(RequestGuard, "blocked", RequestGuard.blocked)
     monkeypatch.setenv("SILICONFLOW_API_KEY", "sk-docs-test")
     monkeypatch.setenv("SILICONFLOW_BASE_URL", server.base_url)
     monkeypatch.chdir(tmp_path)

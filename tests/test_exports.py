@@ -63,7 +63,7 @@ def test_import_is_lazy() -> None:
 def test_the_loop_core_and_the_sync_path_import_neither_httpx_nor_asyncio() -> None:
     # The design's pure core (schemas, the loop's decisions) does no I/O; a sync run with an
     # offline model never loads asyncio either.
-    modules = "sfagent._schema, sfagent._loop, sfagent._limits, sfagent._run_state, sfagent.tools"
+    modules = "sfagent.tools, sfagent.run._loop, sfagent.run._limits, sfagent.run._state"
     code = (
         f"import sys, {modules}\n"
         "from sfagent import Agent, ChatCompletion\n"

@@ -1,7 +1,8 @@
 """Tools for testing code that uses sfagent, without the network.
 
 - `ScriptedModel` answers an agent with a fixed list of `Reply` objects and records requests.
-- `DemoModel` calls the tools it is given with plausible arguments, then sums up the results.
+- `DemoModel` and `OfflineModel` (from `sfagent.offline`, re-exported here): the demo model
+  calls the tools it is given with plausible arguments, then sums up the results.
 - `LoopbackServer` is a real HTTP server on 127.0.0.1 that speaks SiliconFlow's API, answering
   with scripted `Reply` objects and injecting faults on request.
 - `allow_model_requests(False)` / `block_model_requests()` make real model requests fail.
@@ -9,11 +10,12 @@
 
 from __future__ import annotations
 
-from sfagent.testing._demo import DemoModel
-from sfagent.testing._guard import allow_model_requests, block_model_requests
-from sfagent.testing._models import OfflineModel, ScriptedModel
-from sfagent.testing._script import Fault, RecordedRequest, Reply, ScriptedToolCall
-from sfagent.testing._server import DEFAULT_MODELS, LoopbackServer
+from sfagent.offline.demo import DemoModel
+from sfagent.offline.model import OfflineModel
+from sfagent.offline.replies import Fault, RecordedRequest, Reply, ScriptedToolCall
+from sfagent.testing.guard import allow_model_requests, block_model_requests
+from sfagent.testing.scripted import ScriptedModel
+from sfagent.testing.server import DEFAULT_MODELS, LoopbackServer
 
 __all__ = [
     "DEFAULT_MODELS",

@@ -1,0 +1,394 @@
+"""The `sfagent` command: run, chat with, and inspect tool-calling agents from a terminal.
+
+```
+sfagent run FILE_OR_MODULE "prompt"   one run, shown live (or --json)
+sfagent chat FILE_OR_MODULE           a conversation with history
+sfagent tools FILE_OR_MODULE          the `tools` JSON exactly as sent
+sfagent models                        the model ids your key can use
+```
+
+Without ``SILICONFLOW_API_KEY`` the agent runs on the built-in offline demo model. Errors are
+one line on stderr; see `EXIT_CODES`. The library never prints: this module does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sfagent._version import __version__
+from sfagent.cli._load import CLIError, load_target
+
+if TYPE_CHECKING:
+    from sfagent.agent import Agent
+    from sfagent.cli._commands import RunOptions
+
+__all__ = ["EXIT_CODES", "main"]
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "the run ended without an answer (turn limit, budget, a tool failing...)",
+    2: "usage error: bad option, file, module, tools, prompt file, missing key",
+    3: "the API failed: an HTTP error status, a connection error or a timeout",
+    70: "internal error (a bug: rerun with --debug for the traceback)",
+    130: "interrupted (Ctrl-C)",
+}
+"""What each exit code of `sfagent` means."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `sfagent` command.
+
+    Args:
+        argv: The arguments (without the program name); ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit code (see `EXIT_CODES`).
+    """
+    _tolerant_output()
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse fills an optional positional before the options that follow it: take the
+    # prompt of `run FILE --offline "prompt"` back from the leftovers.
+    if extra and getattr(args, "prompt", "") is None and not extra[0].startswith("-"):
+        args.prompt, extra = extra[0], extra[1:]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.debug:
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger("sfagent").setLevel(logging.DEBUG)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args)
+        return code
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.write("\nInterrupted.\n")
+        _exit_now_if_threads_linger(130)
+        return 130
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        return _report(exc, debug=args.debug)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sfagent.cli._commands import run_once
+
+    prompt = _read_prompt(args.prompt, args.prompt_file)
+    out = sys.stdout
+    # With --json, stdout holds the JSON only: what the file or its tools print goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        agent, model_id, demo = _agent_for(args)
+        return run_once(
+            agent,
+            prompt,
+            model_id=model_id,
+            demo=demo,
+            options=_options(args),
+            as_json=args.json,
+            out=out,
+        )
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from sfagent.cli._commands import chat_loop
+
+    agent, _, _ = _agent_for(args)
+    return chat_loop(
+        agent,
+        stream=args.stream,
+        out=sys.stdout,
+        err=sys.stderr,
+        read_line=_line_reader(sys.stdin),
+        describe=lambda exc: _describe_run_error(exc, partial=False),
+    )
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    from sfagent.cli._commands import api_key_set
+
+    found = load_target(args.target, offline=not api_key_set())
+    sys.stdout.write(json.dumps(found.tools.schemas, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from sfagent.cli._commands import list_models
+
+    return list_models(args.base_url, sys.stdout)
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    from sfagent.cli._commands import RunOptions, api_key_set
+
+    return RunOptions(
+        model=args.model,
+        base_url=args.base_url,
+        max_turns=args.max_turns,
+        instructions=args.instructions,
+        offline=args.offline or not api_key_set(),
+        stream=args.stream,
+    )
+
+
+def _agent_for(args: argparse.Namespace) -> tuple[Agent[Any, Any], str, bool]:
+    from sfagent.cli._commands import OFFLINE_NOTICE, api_key_set, build_agent
+
+    options = _options(args)
+    found = load_target(args.target, offline=options.offline)
+    agent, model_id, demo = build_agent(found, options)
+    if demo and not args.offline and not api_key_set():
+        sys.stderr.write(OFFLINE_NOTICE + "\n")
+        sys.stderr.flush()
+    return agent, model_id, demo
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def _read_prompt(prompt: str | None, prompt_file: str | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise CLIError("give the prompt as an argument or with --prompt-file, not both")
+    if prompt_file is None:
+        if prompt is None or not prompt.strip():
+            raise CLIError('missing prompt: sfagent run FILE "prompt" (or --prompt-file PATH)')
+        return prompt
+    if prompt_file == "-":
+        text = sys.stdin.read()
+        source = "stdin"
+    else:
+        path = Path(prompt_file)
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CLIError(f"prompt file not found: {path}") from None
+        except IsADirectoryError:
+            raise CLIError(f"prompt file is a directory: {path}") from None
+        except UnicodeDecodeError:
+            raise CLIError(f"prompt file is not UTF-8 text: {path}") from None
+        except OSError as exc:
+            raise CLIError(f"cannot read prompt file {path}: {exc.strerror}") from None
+    if not text.strip():
+        raise CLIError(f"the prompt from {source} is empty")
+    return text.strip()
+
+
+def _line_reader(stdin: TextIO) -> Callable[[str], str | None]:
+    """`input()` with a prompt on a terminal; plain lines from a pipe. ``None`` at the end."""
+
+    def read(prompt: str) -> str | None:
+        if stdin.isatty():
+            try:
+                return input(prompt)
+            except EOFError:
+                sys.stdout.write("\n")
+                return None
+        line = stdin.readline()
+        return line if line else None
+
+    return read
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _report(exc: BaseException, *, debug: bool) -> int:
+    from sfagent.exceptions import AgentRunError, APIError, ModelRequestError, UserError
+
+    if isinstance(exc, CLIError):
+        message, code = exc.message, exc.exit_code
+    elif isinstance(exc, ModelRequestError | APIError):
+        message, code = _describe_api_error(exc), 3
+    elif isinstance(exc, AgentRunError):
+        message, code = _describe_run_error(exc), 1
+    elif isinstance(exc, UserError):
+        message, code = str(exc), 2
+    else:
+        if debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+        message = f"internal error: {type(exc).__name__}: {_first_line(str(exc))}"
+        if not debug:
+            message += " (rerun with --debug for the traceback)"
+        code = 70
+    if debug and not isinstance(exc, CLIError) and code != 70:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    sys.stdout.flush()
+    sys.stderr.write(f"error: {_redact(message)}\n")
+    return code
+
+
+def _describe_run_error(exc: BaseException, *, partial: bool = True) -> str:
+    from sfagent.exceptions import AgentRunError, ModelRequestError
+
+    if isinstance(exc, ModelRequestError):
+        return _describe_api_error(exc)
+    text = _first_line(str(exc))
+    result = exc.result if isinstance(exc, AgentRunError) else None
+    usage = getattr(result, "usage", None)
+    if usage is not None and partial:
+        done = f"{_plural(usage.requests, 'request')}, {_plural(usage.tool_calls, 'tool call')}"
+        text += f" (partial result kept: {done}; --json prints it)"
+    return text
+
+
+_HINTS: dict[int, str] = {
+    401: "check SILICONFLOW_API_KEY (keys of siliconflow.cn and .com differ)",
+    403: "the model may need real-name verification, or the balance ran out",
+    404: "check --base-url: it should end in /v1",
+}
+
+
+def _describe_api_error(exc: BaseException) -> str:
+    from sfagent.exceptions import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        ModelRequestError,
+    )
+
+    error = exc.error if isinstance(exc, ModelRequestError) else exc
+    if isinstance(error, APITimeoutError):
+        return f"the API timed out: {_first_line(str(error))}"
+    if isinstance(error, APIConnectionError):
+        return f"cannot reach the API: {_first_line(str(error))}"
+    text = _first_line(str(error))
+    if isinstance(error, APIStatusError):
+        hint = _HINTS.get(error.status_code)
+        if error.code == 20012:
+            hint = "check --model (`sfagent models` lists the ids)"
+        if hint:
+            text += f" — {hint}"
+    return text
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _redact(text: str) -> str:
+    key = os.environ.get("SILICONFLOW_API_KEY", "").strip()
+    return text.replace(key, "***") if len(key) >= 4 else text
+
+
+def _exit_now_if_threads_linger(code: int) -> None:
+    """Exit at once if a tool thread still runs: interpreter shutdown would wait for it."""
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _tolerant_output() -> None:
+    """Never crash printing a character the terminal's encoding lacks."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sfagent",
+        description="Tool-calling agents on SiliconFlow. Without SILICONFLOW_API_KEY, "
+        "runs on the offline demo model.",
+    )
+    parser.add_argument("--version", action="version", version=f"sfagent {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.set_defaults(command=None)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logs",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run an agent on one prompt")
+    _target(run)
+    run.add_argument("prompt", nargs="?", help="the user's message")
+    run.add_argument(
+        "--prompt-file", metavar="PATH", help="read the prompt from PATH (- for stdin)"
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (output, usage, turns, messages) only",
+    )
+    _agent_options(run)
+    run.set_defaults(command="run", handler=_cmd_run)
+
+    chat = sub.add_parser("chat", parents=[common], help="talk with an agent, keeping history")
+    _target(chat)
+    _agent_options(chat)
+    chat.set_defaults(command="chat", handler=_cmd_chat)
+
+    tools = sub.add_parser("tools", parents=[common], help="print the tools JSON as sent")
+    _target(tools)
+    tools.set_defaults(command="tools", handler=_cmd_tools)
+
+    models = sub.add_parser("models", parents=[common], help="list the models your key can use")
+    models.add_argument("--base-url", help="API base URL (default: SILICONFLOW_BASE_URL or .cn)")
+    models.set_defaults(command="models", handler=_cmd_models)
+    return parser
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        metavar="FILE_OR_MODULE",
+        help="a Python file or dotted module with @tool functions, a ToolSet or an Agent "
+        "(append :NAME to pick one)",
+    )
+
+
+def _agent_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model id (default: the file's agent's, or DeepSeek-V3)")
+    parser.add_argument("--max-turns", type=_positive, metavar="N", help="model requests allowed")
+    parser.add_argument("--instructions", help="system prompt (replaces the file's)")
+    parser.add_argument("--base-url", help="API base URL, ending in /v1")
+    parser.add_argument("--offline", action="store_true", help="run on the offline demo model")
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stream requests (default: on)",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

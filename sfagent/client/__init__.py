@@ -1,0 +1,68 @@
+"""Talking to the chat-completions API: the sync and async clients and the pure layers below.
+
+- `SiliconFlow` / `AsyncSiliconFlow` (`sfagent.client.clients`): typed, retrying requests over
+  httpx, the only code that imports it; `ChatStream` / `AsyncChatStream` (`.streams`) read a
+  streamed answer.
+- `HTTPModel` (`.http_model`): the agent's `Model` protocol over those clients.
+- Pure, shared by both clients: `.config` (key, base URL), `.retry` (`RetryPolicy`),
+  `.error_bodies` (error bodies to typed errors), `.streaming` (bytes to chunks to one
+  response), `._sse` (the SSE decoder) and `._core` (request bodies, headers, retry
+  bookkeeping).
+
+Names load on first use, so importing this package does not import httpx.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sfagent._lazy import lazy_exports
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "sfagent.client.clients": (
+        "SiliconFlow",
+        "AsyncSiliconFlow",
+        "DEFAULT_TIMEOUT",
+        "DEFAULT_RETRY",
+        "Timeout",
+    ),
+    "sfagent.client.streams": ("ChatStream", "AsyncChatStream"),
+    "sfagent.client.retry": ("RetryPolicy",),
+    "sfagent.client.config": ("API_KEY_ENV", "BASE_URL_ENV", "DEFAULT_BASE_URL", "TRACE_ID_HEADER"),
+    "sfagent.client.http_model": ("HTTPModel",),
+}
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from sfagent.client.clients import (
+        DEFAULT_RETRY as DEFAULT_RETRY,
+    )
+    from sfagent.client.clients import (
+        DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
+    )
+    from sfagent.client.clients import (
+        AsyncSiliconFlow as AsyncSiliconFlow,
+    )
+    from sfagent.client.clients import (
+        SiliconFlow as SiliconFlow,
+    )
+    from sfagent.client.clients import (
+        Timeout as Timeout,
+    )
+    from sfagent.client.config import (
+        API_KEY_ENV as API_KEY_ENV,
+    )
+    from sfagent.client.config import (
+        BASE_URL_ENV as BASE_URL_ENV,
+    )
+    from sfagent.client.config import (
+        DEFAULT_BASE_URL as DEFAULT_BASE_URL,
+    )
+    from sfagent.client.config import (
+        TRACE_ID_HEADER as TRACE_ID_HEADER,
+    )
+    from sfagent.client.http_model import HTTPModel as HTTPModel
+    from sfagent.client.retry import RetryPolicy as RetryPolicy
+    from sfagent.client.streams import AsyncChatStream as AsyncChatStream
+    from sfagent.client.streams import ChatStream as ChatStream

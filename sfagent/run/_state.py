@@ -1,0 +1,72 @@
+"""What a run is configured with and what it has done so far: plain data, no decisions."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sfagent.messages import MessageBase
+from sfagent.result import RunResult, TurnRecord
+from sfagent.run._output import OutputMode, OutputSpec
+from sfagent.settings import ModelSettings
+from sfagent.tools import ToolSet
+from sfagent.usage import RunUsage
+
+
+@dataclass
+class Capabilities:
+    """What an endpoint turned out not to support; learned once, shared by an agent's runs."""
+
+    tool_choice_required: bool = True
+    json_schema: bool = True
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything fixed for a run (built once per agent)."""
+
+    model: str
+    tools: ToolSet
+    settings: ModelSettings | None
+    instructions: str | None
+    max_turns: int
+    tool_retries: int
+    max_total_tokens: int | None
+    time_limit: float | None
+    max_repeated_calls: int | None
+    output: OutputSpec | None
+    output_mode: OutputMode
+    output_retries: int
+    capabilities: Capabilities
+    clock: Callable[[], float] = time.monotonic
+
+
+@dataclass
+class RunState:
+    """What one run has done so far."""
+
+    messages: list[MessageBase]
+    deps: Any = None
+    usage: RunUsage = field(default_factory=RunUsage)
+    turns: list[TurnRecord] = field(default_factory=list)
+    turn: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    repeats: Counter[tuple[str, str]] = field(default_factory=Counter)
+    output_attempts: int = 0
+    deadline: float | None = None
+    settings: ModelSettings | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
+    tool_choice_required: bool = False
+    output_mode: OutputMode = "json_object"
+
+    def partial(self) -> RunResult[Any]:
+        """The run so far, for an `AgentRunError` to carry."""
+        return RunResult(
+            output=None,
+            messages=[m.to_wire() for m in self.messages],
+            usage=replace(self.usage),
+            turns=tuple(self.turns),
+        )
