@@ -31,6 +31,7 @@ PACKAGE = Path(sfagent.__file__).resolve().parent
 VOCABULARY = {
     "sfagent._lazy",
     "sfagent._secret",
+    "sfagent._text",
     "sfagent._version",
     "sfagent.context",
     "sfagent.events",
