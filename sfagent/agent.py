@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic
 
 from typing_extensions import TypeVar
@@ -16,9 +17,10 @@ from sfagent.exceptions import UserError
 from sfagent.messages import ContentPart, MessageBase, parse_message
 from sfagent.models import Model
 from sfagent.result import RunResult
+from sfagent.run._actions import Flow
 from sfagent.run._drive_sync import drive_sync
-from sfagent.run._drivers import ToolPolicy
-from sfagent.run._loop import Flow, run_flow, start_state
+from sfagent.run._invoke import ToolPolicy
+from sfagent.run._loop import run_flow, start_state
 from sfagent.run._output import OutputMode, OutputSpec
 from sfagent.run._state import Capabilities, LoopConfig
 from sfagent.settings import DEFAULT_MODEL, ModelSettings
@@ -34,6 +36,57 @@ _NoDeps: type = type(None)
 
 Prompt = str | Sequence[ContentPart]
 History = Sequence[MessageBase | Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Everything an `Agent` was made with, checked once; `Agent.replace` copies it."""
+
+    model: str | Model
+    tools: ToolSet
+    instructions: str | None
+    client: Any
+    api_key: Secret  # never shown in a repr
+    base_url: str | None
+    settings: ModelSettings | None
+    tool_choice: str | Mapping[str, Any] | None
+    max_turns: int
+    tool_retries: int
+    max_total_tokens: int | None
+    time_limit: float | None
+    max_repeated_calls: int | None
+    max_concurrency: int | None
+    output_type: Any
+    output_mode: OutputMode
+    output_retries: int
+    deps_type: Any
+    approve: Callable[[ApprovalRequest], Any] | None
+
+    def __post_init__(self) -> None:
+        for name in ("max_turns", "max_concurrency", "max_repeated_calls", "max_total_tokens",
+                     "time_limit"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise UserError(f"{name} must be > 0, got {value!r}")
+        for name in ("tool_retries", "output_retries"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.output_mode not in ("json_object", "json_schema"):
+            raise UserError(
+                f"output_mode must be 'json_object' or 'json_schema', got {self.output_mode!r}"
+            )
+        needing = [t.name for t in self.tools if t.requires_approval]
+        if needing and self.approve is None:
+            raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
+
+    def request_settings(self) -> ModelSettings | None:
+        """The settings every request carries, `tool_choice` merged in."""
+        if self.tool_choice is None:
+            return self.settings
+        return (self.settings or ModelSettings()).merge(ModelSettings(tool_choice=self.tool_choice))
+
+
+_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(_Options))
 
 
 class Agent(Generic[DepsT, OutputT]):
@@ -103,44 +156,50 @@ class Agent(Generic[DepsT, OutputT]):
         deps_type: type[DepsT] = _NoDeps,
         approve: Callable[[ApprovalRequest], Any] | None = None,
     ) -> None:
-        _check_positive(max_turns=max_turns, max_concurrency=max_concurrency,
-                        max_repeated_calls=max_repeated_calls, max_total_tokens=max_total_tokens,
-                        time_limit=time_limit)  # fmt: skip
-        _check_non_negative(tool_retries=tool_retries, output_retries=output_retries)
-        if output_mode not in ("json_object", "json_schema"):
-            raise UserError(
-                f"output_mode must be 'json_object' or 'json_schema', got {output_mode!r}"
-            )
-        # Kept (not the clients it made) so `replace` can build a sibling agent.
-        self._init_args: dict[str, Any] = {
-            name: value for name, value in locals().items() if name in _INIT_PARAMETERS
-        }
-        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(tools)
-        self._init_args["tools"] = self.tools  # an iterator given as `tools` is used up now
-        self._init_args["api_key"] = Secret(api_key)  # kept for `replace`, never shown
-        needing = [t.name for t in self.tools if t.requires_approval]
-        if needing and approve is None:
-            raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
-        if tool_choice is not None:
-            settings = (settings or ModelSettings()).merge(ModelSettings(tool_choice=tool_choice))
-        model_id, self.model = _resolve_model(model, client, api_key, base_url)
-        self._approve = approve
-        self._max_concurrency = max_concurrency
-        self._deps_type = deps_type
-        self._config = LoopConfig(
-            model=model_id,
-            tools=self.tools,
-            settings=settings,
+        options = _Options(
+            model=model,
+            tools=tools if isinstance(tools, ToolSet) else ToolSet(tools),
             instructions=instructions,
+            client=client,
+            api_key=Secret(api_key),
+            base_url=base_url,
+            settings=settings,
+            tool_choice=tool_choice,
             max_turns=max_turns,
             tool_retries=tool_retries,
             max_total_tokens=max_total_tokens,
             time_limit=time_limit,
             max_repeated_calls=max_repeated_calls,
-            output=None if output_type is str else OutputSpec(output_type),
+            max_concurrency=max_concurrency,
+            output_type=output_type,
             output_mode=output_mode,
             output_retries=output_retries,
-            capabilities=Capabilities(),
+            deps_type=deps_type,
+            approve=approve,
+        )
+        self._setup(options)
+
+    def _setup(self, options: _Options) -> None:
+        # The options are kept (not the clients they made) so `replace` can build a sibling.
+        self._options = options
+        self.tools = options.tools
+        model_id, self.model = _resolve_model(
+            options.model, options.client, options.api_key.value, options.base_url
+        )
+        self._endpoint = Capabilities()
+        self._config = LoopConfig(
+            model=model_id,
+            tools=options.tools,
+            settings=options.request_settings(),
+            instructions=options.instructions,
+            max_turns=options.max_turns,
+            tool_retries=options.tool_retries,
+            max_total_tokens=options.max_total_tokens,
+            time_limit=options.time_limit,
+            max_repeated_calls=options.max_repeated_calls,
+            output=None if options.output_type is str else OutputSpec(options.output_type),
+            output_mode=options.output_mode,
+            output_retries=options.output_retries,
         )
 
     def __repr__(self) -> str:
@@ -160,13 +219,16 @@ class Agent(Generic[DepsT, OutputT]):
         Raises:
             UserError: A name that is not an `Agent` argument.
         """
-        unknown = sorted(set(changes) - _INIT_PARAMETERS)
+        unknown = sorted(set(changes) - _OPTION_NAMES)
         if unknown:
             raise UserError(f"Agent.replace() got unknown settings: {', '.join(unknown)}")
-        args = {**self._init_args, **changes}
-        if isinstance(args["api_key"], Secret):
-            args["api_key"] = args["api_key"].value
-        return Agent(**args)
+        if "api_key" in changes:
+            changes["api_key"] = Secret(changes["api_key"])
+        if "tools" in changes and not isinstance(changes["tools"], ToolSet):
+            changes["tools"] = ToolSet(changes["tools"])
+        sibling: Agent[DepsT, OutputT] = Agent.__new__(Agent)
+        sibling._setup(dataclasses.replace(self._options, **changes))
+        return sibling
 
     # --- the four drivers -------------------------------------------------------------------
 
@@ -184,14 +246,14 @@ class Agent(Generic[DepsT, OutputT]):
         Raises:
             AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
         """
-        events = self._events_async(prompt, messages, deps, False, listened=False)
+        events = self._events_async(prompt, messages, deps, False)
         return _result(await _last_async(events))
 
     def run_sync(
         self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
     ) -> RunResult[OutputT]:
         """Like `run`, blocking; works inside a running event loop too (e.g. Jupyter)."""
-        events = self._events_sync(prompt, messages, deps, False, listened=False)
+        events = self._events_sync(prompt, messages, deps, False)
         last: Event | None = None
         for last in events:  # noqa: B007 - only the final event matters
             pass
@@ -210,40 +272,37 @@ class Agent(Generic[DepsT, OutputT]):
         return self._events_sync(prompt, messages, deps, True)
 
     def _events_sync(
-        self,
-        prompt: Prompt | None,
-        messages: History,
-        deps: Any,
-        stream: bool,
-        *,
-        listened: bool = True,
+        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> Iterator[Event]:
-        flow = self._flow(prompt, messages, deps, stream, listened)
+        flow = self._flow(prompt, messages, deps, stream)
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
 
     def _events_async(
-        self,
-        prompt: Prompt | None,
-        messages: History,
-        deps: Any,
-        stream: bool,
-        *,
-        listened: bool = True,
+        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> AsyncIterator[Event]:
         from sfagent.run._drive_async import drive_async  # asyncio loads only for async runs
 
-        flow = self._flow(prompt, messages, deps, stream, listened)
+        flow = self._flow(prompt, messages, deps, stream)
         return drive_async(flow, self.model, self._policy(deps), stream=stream)
 
-    def _flow(
-        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool, listened: bool
-    ) -> Flow:
+    def _flow(self, prompt: Prompt | None, messages: History, deps: Any, stream: bool) -> Flow:
         self._check_deps(deps)
-        state = start_state(self._config, prompt, _history(messages), deps)
-        return run_flow(self._config, state, stream=stream, events=listened)
+        state = start_state(
+            self._config,
+            prompt,
+            _history(messages),
+            deps,
+            endpoint=self._endpoint,
+            learned=self._learn,
+        )
+        return run_flow(self._config, state, stream=stream)
+
+    def _learn(self, endpoint: Capabilities) -> None:
+        # A 400 for tool_choice="required" or json_schema: later runs skip the feature.
+        self._endpoint = endpoint
 
     def _check_deps(self, deps: Any) -> None:
-        expected = self._deps_type
+        expected = self._options.deps_type
         checkable = isinstance(expected, type) and expected is not _NoDeps
         if deps is not None and checkable and not isinstance(deps, expected):
             raise UserError(
@@ -251,7 +310,10 @@ class Agent(Generic[DepsT, OutputT]):
             )
 
     def _policy(self, deps: Any) -> ToolPolicy:
-        return ToolPolicy(approve=self._approve, max_concurrency=self._max_concurrency, deps=deps)
+        options = self._options
+        return ToolPolicy(
+            approve=options.approve, max_concurrency=options.max_concurrency, deps=deps
+        )
 
     # --- lifetime ------------------------------------------------------------------------------
 
@@ -276,9 +338,6 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-_INIT_PARAMETERS = frozenset(inspect.signature(Agent.__init__).parameters) - {"self"}
 
 
 def _resolve_model(
@@ -332,15 +391,3 @@ def _result(last: Event | None) -> RunResult[Any]:
     if not isinstance(last, RunFinished):  # the flow always ends with one, or raises
         raise RuntimeError("the run ended without a RunFinished event")
     return last.result
-
-
-def _check_positive(**values: float | None) -> None:
-    for name, value in values.items():
-        if value is not None and not value > 0:
-            raise UserError(f"{name} must be > 0, got {value!r}")
-
-
-def _check_non_negative(**values: int) -> None:
-    for name, value in values.items():
-        if value < 0:
-            raise UserError(f"{name} must be >= 0, got {value!r}")

@@ -1,12 +1,15 @@
 """The event-loop driver of `_loop.run_flow`: async HTTP, tools gathered on the loop.
 
-Sync tools run in worker threads (`asyncio.to_thread`), so a slow tool never blocks the loop.
+Sync tools run on worker threads (`asyncio.to_thread`), so a slow tool never blocks the loop;
+a call past its deadline is cancelled (an async tool stops; a sync tool's thread runs on, its
+result discarded).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,8 +18,9 @@ from typing import Any
 from sfagent.events import Event
 from sfagent.exceptions import APIError
 from sfagent.models import Model
-from sfagent.run._drivers import ToolPolicy, approval, batches, call_timeout, deltas
-from sfagent.run._loop import Emit, Flow, ModelCall, RunCalls
+from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
+from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
+from sfagent.run._invoke import ToolPolicy, acall, arefusal, call, timed_out
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
 
 
@@ -67,14 +71,12 @@ async def _model_stream_async(model: Model, action: ModelCall, box: _Box) -> Asy
 
 async def _run_calls_async(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
+    run_end = run_deadline(time.monotonic(), action.time_left)
     limit = asyncio.Semaphore(policy.max_concurrency) if policy.max_concurrency else None
 
     async def one(i: int) -> None:
-        if limit is None:
-            outcomes[i] = await _call_async(action.calls[i], policy, action.time_left)
-            return
-        async with limit:
-            outcomes[i] = await _call_async(action.calls[i], policy, action.time_left)
+        async with limit if limit is not None else contextlib.nullcontext():
+            outcomes[i] = await _call_async(action.calls[i], policy, run_end)
 
     for batch in batches(action.calls):
         if len(batch) == 1:
@@ -84,47 +86,20 @@ async def _run_calls_async(action: RunCalls, policy: ToolPolicy) -> list[CallOut
     return outcomes
 
 
-async def _call_async(
-    item: PreparedCall, policy: ToolPolicy, time_left: float | None
-) -> CallOutcome:
-    if not item.runnable:
-        return CallOutcome()
+async def _call_async(item: PreparedCall, policy: ToolPolicy, run_end: float) -> CallOutcome:
+    refusal = await arefusal(item, policy)
+    if refusal is not None:
+        return refusal
     tool = item.tool
     assert tool is not None
-    start = time.perf_counter()
-    try:
-        if tool.requires_approval and not await _approved_async(item, policy):
-            return CallOutcome(denied=True)
-        if tool.is_async:
-            work = tool.function(*item.args, **item.kwargs)
-        else:
-            work = asyncio.to_thread(tool.function, *item.args, **item.kwargs)
-        timeout = call_timeout(item, time_left)
-        value = await work if timeout is None else await _within(work, timeout)
-        if inspect.isawaitable(value):
-            value = await value
-        return CallOutcome(value=value, duration=time.perf_counter() - start)
-    except _TimedOut:
-        return CallOutcome(timed_out=True, duration=time.perf_counter() - start)
-    except Exception as exc:  # errors become results for the model
-        return CallOutcome(exception=exc, duration=time.perf_counter() - start)
-
-
-class _TimedOut(Exception):
-    """Our timeout fired (as opposed to a TimeoutError the tool itself raised)."""
-
-
-async def _within(work: Any, timeout: float) -> Any:
+    work = acall(item) if tool.is_async else asyncio.to_thread(call, item)
+    started = time.monotonic()
+    deadline = call_deadline(item, started, run_end)
+    if math.isinf(deadline):
+        return await work
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
+    done, _ = await asyncio.wait({task}, timeout=max(deadline - started, 0.0))
     if not done:
         task.cancel()
-        raise _TimedOut
+        return timed_out(time.monotonic() - started)
     return task.result()
-
-
-async def _approved_async(item: PreparedCall, policy: ToolPolicy) -> bool:
-    answer = policy.approve(approval(item, policy)) if policy.approve else False
-    if inspect.isawaitable(answer):
-        answer = await answer
-    return bool(answer)

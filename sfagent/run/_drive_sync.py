@@ -1,25 +1,28 @@
-"""The blocking driver of `_loop.run_flow`: sync HTTP, tools inline or in threads.
+"""The blocking driver of `_loop.run_flow`: sync HTTP, tools inline or on worker threads.
 
 It never touches an event loop of the caller's, so it works where one is running (Jupyter);
-async tools and async approval callbacks get a worker thread with a loop of their own.
+async tools and approval callbacks get a worker thread, with a loop of their own.
 """
 
 from __future__ import annotations
 
-import inspect
+import math
 import time
-from collections.abc import Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from sfagent.events import Event
 from sfagent.exceptions import APIError
 from sfagent.messages import ChatCompletion
 from sfagent.models import Model
-from sfagent.run._drivers import ToolPolicy, approval, batches, call_timeout, deltas
-from sfagent.run._loop import Emit, Flow, ModelCall, RunCalls
+from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
+from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
+from sfagent.run._invoke import ToolPolicy, invoke, timed_out
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
+
+# While a queued call has not started, its deadline is unknown: look again this often.
+_POLL = 0.02
 
 
 def drive_sync(flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool) -> Iterator[Event]:
@@ -56,19 +59,20 @@ def _model_sync(
 
 def _run_calls_sync(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
+    run_end = run_deadline(time.monotonic(), action.time_left)
     for batch in batches(action.calls):
         if len(batch) == 1 and not _needs_thread(action.calls[batch[0]]):
-            i = batch[0]
-            outcomes[i] = _call_sync(action.calls[i], policy)
+            outcomes[batch[0]] = invoke(action.calls[batch[0]], policy)
             continue
-        # Threads run the batch concurrently; a call that overruns its timeout is abandoned
-        # (a thread cannot be killed), so the pool is not waited for on the way out.
+        # A call that overruns its deadline is abandoned (a thread cannot be killed), so the
+        # pool is not waited for on the way out.
         workers = min(len(batch), policy.max_concurrency or len(batch))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfagent-tool")
         try:
-            futures = {i: pool.submit(_call_sync, action.calls[i], policy) for i in batch}
-            for i, future in futures.items():
-                outcomes[i] = _wait(future, action.calls[i], action.time_left)
+            started: dict[int, float] = {}
+            futures = {i: pool.submit(_started, started, i, action.calls[i], policy) for i in batch}
+            for i, outcome in _wait_batch(futures, started, action.calls, run_end).items():
+                outcomes[i] = outcome
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
     return outcomes
@@ -83,42 +87,46 @@ def _needs_thread(item: PreparedCall) -> bool:
     )
 
 
-def _wait(future: Any, item: PreparedCall, time_left: float | None) -> CallOutcome:
-    timeout = call_timeout(item, time_left)
-    try:
-        return future.result(timeout=timeout)  # type: ignore[no-any-return]
-    except FutureTimeout:
-        return CallOutcome(timed_out=True, duration=timeout or 0.0)
+def _started(started: dict[int, float], i: int, item: PreparedCall, policy: ToolPolicy) -> Any:
+    started[i] = time.monotonic()
+    return invoke(item, policy)
 
 
-def _call_sync(item: PreparedCall, policy: ToolPolicy) -> CallOutcome:
-    if not item.runnable:
-        return CallOutcome()
-    assert item.tool is not None
-    start = time.perf_counter()
-    try:
-        if item.tool.requires_approval and not _approved_sync(item, policy):
-            return CallOutcome(denied=True)
-        value = item.tool.function(*item.args, **item.kwargs)
-        if inspect.isawaitable(value):
-            import asyncio
+def _wait_batch(
+    futures: dict[int, Future[CallOutcome]],
+    started: dict[int, float],
+    calls: Sequence[PreparedCall],
+    run_end: float,
+) -> dict[int, CallOutcome]:
+    """Wait for a batch until each call ends or passes its own deadline, whichever is first."""
+    done: dict[int, CallOutcome] = {}
+    pending = dict(futures)
+    while pending:
+        now = time.monotonic()
+        wake = math.inf
+        for i, future in list(pending.items()):
+            if future.done():
+                done[i] = future.result()
+                del pending[i]
+                continue
+            deadline, check = _deadline(calls[i], started.get(i), now, run_end)
+            if now >= deadline:
+                done[i] = timed_out(now - started.get(i, now))
+                del pending[i]
+            wake = min(wake, check)
+        if pending:
+            timeout = None if math.isinf(wake) else max(wake - now, 0.0)
+            wait(pending.values(), timeout=timeout, return_when=FIRST_COMPLETED)
+    return done
 
-            # Only ever reached in a worker thread (async tools always get one), where no
-            # event loop runs, so this works even when the caller's thread has one.
-            value = asyncio.run(_await(value))
-        return CallOutcome(value=value, duration=time.perf_counter() - start)
-    except Exception as exc:  # errors become results for the model
-        return CallOutcome(exception=exc, duration=time.perf_counter() - start)
 
-
-def _approved_sync(item: PreparedCall, policy: ToolPolicy) -> bool:
-    answer = policy.approve(approval(item, policy)) if policy.approve else False
-    if inspect.isawaitable(answer):
-        import asyncio
-
-        answer = asyncio.run(_await(answer))
-    return bool(answer)
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+def _deadline(
+    item: PreparedCall, begun: float | None, now: float, run_end: float
+) -> tuple[float, float]:
+    """A pending call's deadline, and when to look at it again."""
+    if begun is None and item.tool is not None and item.tool.timeout is not None:
+        # Queued behind max_concurrency: its own timeout starts when it does, which no
+        # future reports, so look again soon; the run's deadline holds meanwhile.
+        return run_end, min(run_end, now + _POLL)
+    deadline = call_deadline(item, begun if begun is not None else now, run_end)
+    return deadline, deadline

@@ -1,9 +1,9 @@
 """The agent loop's decisions, as a generator that does no I/O.
 
-`run_flow` yields what it needs done — a model request (`ModelCall`), tool calls to run
-(`RunCalls`), an event to emit (`Emit`) — and is sent back the result. The four drivers in
-`agent.py` (sync/async × plain/streamed) only perform those actions, so every decision (when
-to stop, what to send back, which limit was hit) is made here, once.
+`run_flow` yields what it needs done (the actions of `_actions`: a model request, tool calls
+to run, an event to emit) and is sent back the result. The drivers only perform those
+actions, so every decision (when to stop, what to send back, which limit was hit) is made
+here, once. Events are emitted only for streamed runs: `run` and `run_sync` have no listener.
 """
 
 from __future__ import annotations
@@ -14,16 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sfagent.context import RunContext
-from sfagent.events import (
-    Event,
-    ReasoningDelta,
-    RunFinished,
-    TextDelta,
-    ToolCallStarted,
-    ToolResult,
-    TurnFinished,
-)
+from sfagent.events import RunFinished, ToolCallStarted, ToolResult, TurnFinished
 from sfagent.exceptions import (
+    AgentRunError,
     APIError,
     BadRequestError,
     ModelRequestError,
@@ -39,52 +32,23 @@ from sfagent.messages import (
     UserMessage,
 )
 from sfagent.result import RunResult, ToolCallRecord, TurnRecord
+from sfagent.run._actions import Action, Emit, Flow, ModelCall, RunCalls
 from sfagent.run._limits import (
-    check_budgets,
-    check_retry_budgets,
-    check_runaway,
-    check_turns,
-    remaining,
-    truncated,
+    out_of_retries,
+    out_of_turns,
+    over_budget,
+    repeated_call,
+    time_left,
+    truncation,
 )
 from sfagent.run._output import OutputInvalid
-from sfagent.run._state import LoopConfig, RunState
-from sfagent.run._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls, render_outcome
+from sfagent.run._state import Capabilities, LoopConfig, RunState
+from sfagent.run._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls
+from sfagent.run._tool_calls import render_outcome as render
 from sfagent.settings import ChatRequest, ModelSettings
 from sfagent.usage import RunUsage
 
 logger = logging.getLogger("sfagent")
-
-FINAL_REASONS = frozenset({"stop", "eos"})
-
-
-@dataclass(frozen=True)
-class ModelCall:
-    """Action: send `request`; reply with ``(ChatCompletion, streamed: bool)``."""
-
-    request: ChatRequest
-    turn: int
-    timeout: float | None
-
-
-@dataclass(frozen=True)
-class RunCalls:
-    """Action: run the runnable calls; reply with one `CallOutcome` (or ``None``) per call."""
-
-    calls: Sequence[PreparedCall]
-    turn: int
-    time_left: float | None
-
-
-@dataclass(frozen=True)
-class Emit:
-    """Action: hand `event` to whoever listens; reply with ``None``."""
-
-    event: Event
-
-
-Action = ModelCall | RunCalls | Emit
-Flow = Generator[Action, Any, RunResult[Any]]
 
 
 def start_state(
@@ -92,8 +56,20 @@ def start_state(
     prompt: str | Sequence[Any] | None,
     history: Sequence[MessageBase],
     deps: Any,
+    *,
+    endpoint: Capabilities | None = None,
+    learned: Any = None,
 ) -> RunState:
-    """The state a run starts from: history, system prompt if new, then the user's prompt."""
+    """The state a run starts from: history, system prompt if new, then the user's prompt.
+
+    Args:
+        config: The agent's loop settings.
+        prompt: The user's new message, if any.
+        history: The conversation so far.
+        deps: Handed to tools through `RunContext`.
+        endpoint: What the agent has learned about its endpoint so far.
+        learned: Called with what this run learns about the endpoint (see `RunState`).
+    """
     messages = list(history)
     system = _system_prompt(config)
     if system and not any(isinstance(m, SystemMessage) for m in messages):
@@ -101,12 +77,12 @@ def start_state(
     if prompt is not None:
         content: Any = prompt if isinstance(prompt, str) else list(prompt)
         messages.append(UserMessage(content=content))
-    caps = config.capabilities
-    state = RunState(messages=messages, deps=deps)
-    state.tool_choice_required = _wants_required(config.settings) and caps.tool_choice_required
+    known = endpoint if endpoint is not None else Capabilities()
+    state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
+    state.tool_choice_required = _wants_required(config.settings) and known.tool_choice_required
     state.output_mode = (
         config.output_mode
-        if caps.json_schema or config.output_mode != "json_schema"
+        if known.json_schema or config.output_mode != "json_schema"
         else "json_object"
     )
     if config.time_limit is not None:
@@ -116,56 +92,32 @@ def start_state(
     return state
 
 
-def run_flow(config: LoopConfig, state: RunState, *, stream: bool, events: bool = True) -> Flow:
+def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
     """The loop. Yields actions; returns the `RunResult` or raises an `AgentRunError`.
 
-    With ``events=False`` (nobody listens: `run`, `run_sync`) only `RunFinished` is emitted.
+    With ``stream=False`` nobody listens (`run`, `run_sync`): only `RunFinished` is emitted.
     """
     while True:
-        check_budgets(config, state)
-        state.turn += 1
-        request = ChatRequest(
-            tuple(state.messages),  # a snapshot: the run goes on appending to its list
-            model=config.model,
-            tools=state.tools,
-            settings=state.settings,
-            stream=stream,
-        )
-        try:
-            response, streamed = yield ModelCall(request, state.turn, remaining(config, state))
-        except APIError as exc:
-            state.turn -= 1
-            if _downgrade(config, state, exc):
-                continue
-            raise ModelRequestError(
-                f"the model request failed: {exc}", error=exc, result=state.partial()
-            ) from exc
-        message = _message_of(response, state)
-        _add_usage(state.usage, response)
-        if events and not streamed:
-            yield from _whole_deltas(message, state.turn)
-        state.messages.append(message)
-        logger.debug(
-            "turn %d: finish_reason=%s tool_calls=%d",
-            state.turn,
-            response.finish_reason,
-            len(message.tool_calls or ()),
-        )
+        _apply(state, over_budget(config, state))
+        response = yield from _request(config, state, stream)
+        if response is None:
+            continue  # the endpoint refused a feature; asked again without it
+        message = _accept(state, response)
         if response.finish_reason == "length":
-            raise truncated(message, state, response)
+            state.turns.append(TurnRecord(response))
+            _answer_calls(state, message, "Not run: the call was cut off.")
+            _apply(state, truncation(message))
         if message.tool_calls:
-            stopped = yield from _tool_turn(config, state, response, message, events)
+            stopped = yield from _tool_turn(config, state, response, message, stream)
             if stopped is not None:
                 return (yield from _finish(state, stopped.output))
-            check_turns(config, state)
-            continue
-        verdict = _final_answer(config, state, response, message)
-        if events:
-            yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
-        if isinstance(verdict, _Retry):
-            check_turns(config, state)
-            continue
-        return (yield from _finish(state, verdict.output))
+        else:
+            answer = _final_answer(config, state, response, message)
+            if stream:
+                yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
+            if not isinstance(answer, _Retry):
+                return (yield from _finish(state, answer.output))
+        _apply(state, out_of_turns(config, state))
 
 
 @dataclass(frozen=True)
@@ -176,6 +128,55 @@ class _Output:
 @dataclass(frozen=True)
 class _Retry:
     reason: str
+
+
+def _apply(state: RunState, verdict: AgentRunError | None) -> None:
+    """End the run with `verdict`, if there is one, carrying the run so far."""
+    if verdict is not None:
+        verdict.result = state.partial()
+        raise verdict
+
+
+def _request(
+    config: LoopConfig, state: RunState, stream: bool
+) -> Generator[Action, Any, ChatCompletion | None]:
+    """One model request; ``None`` when it was refused and should be sent again."""
+    request = ChatRequest(
+        tuple(state.messages),  # a snapshot: the run goes on appending to its list
+        model=config.model,
+        tools=state.tools,
+        settings=state.settings,
+        stream=stream,
+    )
+    try:
+        response, _ = yield ModelCall(request, state.turn + 1, time_left(config, state))
+    except APIError as exc:
+        if _downgrade(config, state, exc):
+            return None
+        raise ModelRequestError(
+            f"the model request failed: {exc}", error=exc, result=state.partial()
+        ) from exc
+    state.turn += 1
+    return response  # type: ignore[no-any-return]
+
+
+def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
+    """Take the response's message into the conversation and its usage into the totals."""
+    try:
+        message = response.message
+    except APIError as exc:
+        raise ModelRequestError(
+            f"the model returned no answer: {exc}", error=exc, result=state.partial()
+        ) from exc
+    _add_usage(state.usage, response)
+    state.messages.append(message)
+    logger.debug(
+        "turn %d: finish_reason=%s tool_calls=%d",
+        state.turn,
+        response.finish_reason,
+        len(message.tool_calls or ()),
+    )
+    return message
 
 
 def _finish(state: RunState, output: Any) -> Generator[Action, Any, RunResult[Any]]:
@@ -189,6 +190,9 @@ def _finish(state: RunState, output: Any) -> Generator[Action, Any, RunResult[An
     return result
 
 
+# --- tool turns ----------------------------------------------------------------------------
+
+
 def _tool_turn(
     config: LoopConfig,
     state: RunState,
@@ -196,7 +200,40 @@ def _tool_turn(
     message: AssistantMessage,
     events: bool,
 ) -> Generator[Action, Any, StopRun | None]:
-    calls = message.tool_calls or []
+    prepared = prepare_calls(message.tool_calls or [], config.tools, _contexts(state))
+    state.repeats.update(item.key for item in prepared)
+    runaway = repeated_call(config, state.repeats, prepared)
+    if runaway is not None:
+        _answer_calls(state, message, "Not run: the same call was repeated too often.")
+        _apply(state, runaway)
+    if events:
+        for item in prepared:
+            call = item.call
+            started = ToolCallStarted(
+                call.id, call.function.name, call.function.arguments, state.turn
+            )
+            yield Emit(started)
+    outcomes: Sequence[CallOutcome | None] = [None] * len(prepared)
+    if any(item.runnable for item in prepared):
+        outcomes = yield RunCalls(prepared, state.turn, time_left(config, state))
+    records, stop = [], None
+    for item, outcome in zip(prepared, outcomes, strict=True):
+        record, stopped = _record(state, item, outcome)
+        records.append(record)
+        if stopped is not None:
+            stop = stopped
+        if events:
+            yield Emit(_tool_result(record, state.turn))
+    state.turns.append(TurnRecord(response, tuple(records)))
+    if events:
+        yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
+    if stop is None:
+        _apply(state, out_of_retries(config, state, prepared))
+    return stop
+
+
+def _contexts(state: RunState) -> Any:
+    """``(tool_name, call_id) -> RunContext`` for tools that take one."""
     wire: list[dict[str, Any]] = []  # built only if a tool takes a RunContext
 
     def context_for(name: str, call_id: str) -> RunContext[Any]:
@@ -210,51 +247,45 @@ def _tool_turn(
             tool_call_id=call_id,
         )
 
-    prepared = prepare_calls(calls, config.tools, context_for)
-    check_runaway(config, state, prepared)
-    for item in prepared if events else ():
-        call = item.call
-        yield Emit(
-            ToolCallStarted(call.id, call.function.name, call.function.arguments, state.turn)
-        )
-    outcomes: Sequence[CallOutcome | None] = [None] * len(prepared)
-    if any(item.runnable for item in prepared):
-        outcomes = yield RunCalls(prepared, state.turn, remaining(config, state))
-    records, stop = [], None
-    for item, outcome in zip(prepared, outcomes, strict=True):
-        if outcome is not None and isinstance(outcome.exception, StopRun):
-            stop = outcome.exception
-            content, error = "The run was stopped by this tool.", None
-        else:
-            content, error = render_outcome(item, outcome)
-        duration = outcome.duration if outcome is not None else 0.0
-        state.messages.append(ToolMessage(tool_call_id=item.call.id, content=content))
-        records.append(
-            ToolCallRecord(
-                item.call.id,
-                item.call.function.name,
-                item.call.function.arguments,
-                content,
-                duration,
-                error,
-            )
-        )
-        if outcome is not None and not outcome.denied:
-            state.usage.tool_calls += 1
-        if error is not None and error != DENIED:
-            state.failures[item.call.function.name] += 1
-        if events:
-            yield Emit(
-                ToolResult(
-                    item.call.id, item.call.function.name, content, duration, error, state.turn
-                )
-            )
-    state.turns.append(TurnRecord(response, tuple(records)))
-    if events:
-        yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
-    if stop is None:
-        check_retry_budgets(config, state, prepared)
-    return stop
+    return context_for
+
+
+def _record(
+    state: RunState, item: PreparedCall, outcome: CallOutcome | None
+) -> tuple[ToolCallRecord, StopRun | None]:
+    """Answer one call in the conversation, count it, and record it."""
+    call = item.call
+    stop = outcome.exception if outcome is not None else None
+    if isinstance(stop, StopRun):
+        content, error = "The run was stopped by this tool.", None
+    else:
+        stop = None
+        content, error = render(item, outcome)
+    duration = outcome.duration if outcome is not None else 0.0
+    state.messages.append(ToolMessage(tool_call_id=call.id, content=content))
+    if outcome is not None and not outcome.denied:
+        state.usage.tool_calls += 1
+    if error is not None and error != DENIED:
+        state.failures[call.function.name] += 1
+    record = ToolCallRecord(
+        call.id, call.function.name, call.function.arguments, content, duration, error
+    )
+    return record, stop
+
+
+def _tool_result(record: ToolCallRecord, turn: int) -> ToolResult:
+    return ToolResult(
+        record.call_id, record.name, record.content, record.duration, record.error, turn
+    )
+
+
+def _answer_calls(state: RunState, message: AssistantMessage, text: str) -> None:
+    # Keep the history replayable: every tool call id gets its tool message.
+    for call in message.tool_calls or ():
+        state.messages.append(ToolMessage(tool_call_id=call.id, content=text))
+
+
+# --- final answers --------------------------------------------------------------------------
 
 
 def _final_answer(
@@ -276,25 +307,6 @@ def _final_answer(
         state.output_attempts += 1
         state.messages.append(UserMessage(content=spec.retry_prompt(str(exc))))
         return _Retry(str(exc))
-
-
-# --- responses -----------------------------------------------------------------------------------
-
-
-def _message_of(response: ChatCompletion, state: RunState) -> AssistantMessage:
-    try:
-        return response.message
-    except APIError as exc:
-        raise ModelRequestError(
-            f"the model returned no answer: {exc}", error=exc, result=state.partial()
-        ) from exc
-
-
-def _whole_deltas(message: AssistantMessage, turn: int) -> Generator[Action, Any, None]:
-    if message.reasoning_content:
-        yield Emit(ReasoningDelta(message.reasoning_content, turn))
-    if message.content:
-        yield Emit(TextDelta(message.content, turn))
 
 
 def _add_usage(usage: RunUsage, response: ChatCompletion) -> None:
@@ -334,21 +346,23 @@ def _request_settings(config: LoopConfig, state: RunState) -> ModelSettings | No
 
 
 def _downgrade(config: LoopConfig, state: RunState, exc: APIError) -> bool:
-    """Retry once without a feature the endpoint rejected with a 400 (and remember that)."""
+    """Retry once without a feature the endpoint rejected with a 400 (and report that)."""
     if not isinstance(exc, BadRequestError):
         return False
     text = exc.message.lower()
     if state.tool_choice_required and "tool_choice" in text:
         logger.warning("endpoint rejected tool_choice='required'; using 'auto' instead")
         state.tool_choice_required = False
-        config.capabilities.tool_choice_required = False
+        state.endpoint = replace(state.endpoint, tool_choice_required=False)
     elif state.output_mode == "json_schema" and (
         "json_schema" in text or "response_format" in text
     ):
         logger.warning("endpoint rejected json_schema output; using json_object instead")
         state.output_mode = "json_object"
-        config.capabilities.json_schema = False
+        state.endpoint = replace(state.endpoint, json_schema=False)
     else:
         return False
+    if state.learned is not None:
+        state.learned(state.endpoint)
     state.settings = _request_settings(config, state)
     return True

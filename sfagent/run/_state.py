@@ -16,9 +16,11 @@ from sfagent.tools import ToolSet
 from sfagent.usage import RunUsage
 
 
-@dataclass
+@dataclass(frozen=True)
 class Capabilities:
-    """What an endpoint turned out not to support; learned once, shared by an agent's runs."""
+    """What an endpoint supports, as far as an agent has learned: a run starts from what its
+    agent knows and reports what it learns (a 400 for a feature) through `RunState.learned`.
+    """
 
     tool_choice_required: bool = True
     json_schema: bool = True
@@ -40,7 +42,6 @@ class LoopConfig:
     output: OutputSpec | None
     output_mode: OutputMode
     output_retries: int
-    capabilities: Capabilities
     clock: Callable[[], float] = time.monotonic
 
 
@@ -61,6 +62,9 @@ class RunState:
     tools: tuple[dict[str, Any], ...] | None = None
     tool_choice_required: bool = False
     output_mode: OutputMode = "json_object"
+    endpoint: Capabilities = field(default_factory=Capabilities)
+    learned: Callable[[Capabilities], None] | None = None
+    """Told what the run learned about the endpoint, so the agent's next runs know it too."""
 
     def partial(self) -> RunResult[Any]:
         """The run so far, for an `AgentRunError` to carry."""

@@ -260,6 +260,26 @@ def test_tool_timeout_is_reported(driver: str) -> None:
     assert tool_contents(result) == ["Error: tool 'hang' did not finish within 0.05 s."]
 
 
+def test_concurrent_calls_share_one_deadline(driver: str) -> None:
+    # Each call's timeout runs from when the batch starts, not from when the driver gets
+    # round to waiting for it: the 0.5 s call overruns its 0.35 s timeout, although a driver
+    # that waited 0.2 s for the first call and then 0.35 s more would have seen it finish.
+    @tool(timeout=0.35)
+    def nap(seconds: float) -> str:
+        """Sleeps."""
+        time.sleep(seconds)
+        return f"slept {seconds}"
+
+    model = ScriptedModel(
+        [Reply(tool_calls=[call("nap", {"seconds": 0.2}), call("nap", {"seconds": 0.5})]), "ok"]
+    )
+    result = drive(Agent(model, tools=[nap]), driver, "go").result
+    assert tool_contents(result) == [
+        "slept 0.2",
+        "Error: tool 'nap' did not finish within 0.35 s.",
+    ]
+
+
 # --- limits -------------------------------------------------------------------------------------
 
 
