@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import IO, Any
 
+from sfagent._text import shorten
 from sfagent.events import (
     Event,
     ReasoningDelta,
@@ -32,10 +32,7 @@ __all__ = [
     "format_usage",
     "replay",
     "result_json",
-    "shorten",
 ]
-
-_SPACES = re.compile(r"\s+")
 
 
 class Style:
@@ -81,12 +78,6 @@ class Style:
     def cyan(self, text: str) -> str:
         """Cyan text (tool calls)."""
         return self._wrap("36", text)
-
-
-def shorten(text: str, limit: int = 100) -> str:
-    """`text` on one line (whitespace runs become one space), cut to `limit` characters."""
-    flat = _SPACES.sub(" ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def format_duration(seconds: float) -> str:
@@ -170,10 +161,10 @@ class Renderer:
         took = self.style.dim(f"({format_duration(event.duration)})")
         if event.error is not None:
             mark = self.style.red("✗ ")
-            text = self.style.red(shorten(event.content or event.error, self.width))
+            text = self.style.red(shorten(event.content or event.error, self.width, one_line=True))
         else:
             mark = self.style.green("← ")
-            text = shorten(event.content, self.width)
+            text = shorten(event.content, self.width, one_line=True)
         return f"{mark}{self.style.bold(event.name)} {text} {took}"
 
     def _stream(self, mode: str, shown: str, raw: str) -> None:

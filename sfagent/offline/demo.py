@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sfagent._text import shorten
 from sfagent.offline.model import OfflineModel
 from sfagent.offline.replies import Reply, ScriptedToolCall
 from sfagent.settings import ChatRequest
@@ -230,6 +231,7 @@ def _text(content: Any) -> str:
 
 
 def _short(text: str, limit: int = 80) -> str:
+    """`text` on one line: JSON re-encoded compactly, then cut."""
     with contextlib.suppress(ValueError, TypeError):
         text = json.dumps(json.loads(text), ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(text, limit)

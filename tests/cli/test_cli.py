@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from sfagent._text import shorten
 from sfagent.cli import EXIT_CODES, main
-from sfagent.cli._render import Renderer, Style, format_duration, format_usage, shorten
+from sfagent.cli._render import Renderer, Style, format_duration, format_usage
 from sfagent.events import ReasoningDelta, TextDelta, ToolCallStarted, ToolResult
 from sfagent.testing import DEFAULT_MODELS, LoopbackServer, Reply, ScriptedToolCall
 from sfagent.tools import ToolSet, tool
@@ -421,8 +422,8 @@ def test_ctrl_c_in_chat_cancels_the_turn_only(tmp_path: Path) -> None:
 
 
 def test_formatting_helpers() -> None:
-    assert shorten("a\n  b\tc") == "a b c"
-    assert shorten("x" * 200, 10) == "x" * 9 + "…"
+    assert shorten("a\n  b\tc", 100, one_line=True) == "a b c"
+    assert shorten("x" * 200, 10, one_line=True) == "x" * 9 + "…"
     assert format_duration(0.0123) == "12 ms"
     assert format_duration(2.5) == "2.50 s"
     usage = RunUsage(requests=1, prompt_tokens=5, completion_tokens=3, total_tokens=8,
