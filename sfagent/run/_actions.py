@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelCall:
-    """Action: send `request`; reply with ``(ChatCompletion, streamed: bool)``, or throw the
-    `APIError` it failed with into the flow.
+    """Action: send `request`; reply with the `ChatCompletion` (a stream folded into one), or
+    throw the `APIError` it failed with into the flow.
 
     Attributes:
         request: The request to send.

@@ -46,8 +46,7 @@ async def drive_async(
                         yield event
                     reply = box.value
                 else:
-                    response = await model.complete_async(action.request, timeout=action.timeout)
-                    reply = (response, False)
+                    reply = await model.complete_async(action.request, timeout=action.timeout)
             except APIError as exc:
                 error = exc
         else:
@@ -66,7 +65,7 @@ async def _model_stream_async(model: Model, action: ModelCall, box: _Box) -> Asy
         async for chunk in chunks:
             for event in deltas(chunk, action.turn):
                 yield event
-        box.value = (await chunks.get_final_response(), True)
+        box.value = await chunks.get_final_response()
 
 
 async def _run_calls_async(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:

@@ -48,13 +48,13 @@ def drive_sync(flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool) ->
 
 def _model_sync(
     model: Model, action: ModelCall, stream: bool
-) -> Generator[Event, None, tuple[ChatCompletion, bool]]:
+) -> Generator[Event, None, ChatCompletion]:
     if not stream:
-        return model.complete(action.request, timeout=action.timeout), False
+        return model.complete(action.request, timeout=action.timeout)
     with model.stream(action.request, timeout=action.timeout) as chunks:
         for chunk in chunks:
             yield from deltas(chunk, action.turn)
-        return chunks.get_final_response(), True
+        return chunks.get_final_response()
 
 
 def _run_calls_sync(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:

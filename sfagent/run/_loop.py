@@ -149,7 +149,7 @@ def _request(
         stream=stream,
     )
     try:
-        response, _ = yield ModelCall(request, state.turn + 1, time_left(config, state))
+        response = yield ModelCall(request, state.turn + 1, time_left(config, state))
     except APIError as exc:
         if _downgrade(config, state, exc):
             return None
@@ -204,6 +204,7 @@ def _tool_turn(
     state.repeats.update(item.key for item in prepared)
     runaway = repeated_call(config, state.repeats, prepared)
     if runaway is not None:
+        state.turns.append(TurnRecord(response))
         _answer_calls(state, message, "Not run: the same call was repeated too often.")
         _apply(state, runaway)
     if events:
