@@ -22,6 +22,7 @@ from sfagent.run._drive_sync import drive_sync
 from sfagent.run._invoke import ToolPolicy
 from sfagent.run._loop import run_flow, start_state
 from sfagent.run._output import OutputMode, OutputSpec
+from sfagent.run._pool import DEFAULT_TOOL_THREADS, ToolThreads
 from sfagent.run._state import Capabilities, LoopConfig
 from sfagent.settings import DEFAULT_MODEL, ModelSettings
 from sfagent.tools import Tool, ToolSet
@@ -56,6 +57,7 @@ class _Options:
     time_limit: float | None
     max_repeated_calls: int | None
     max_concurrency: int | None
+    max_tool_calls: int | None
     output_type: Any
     output_mode: OutputMode
     output_retries: int
@@ -64,7 +66,7 @@ class _Options:
 
     def __post_init__(self) -> None:
         for name in ("max_turns", "max_concurrency", "max_repeated_calls", "max_total_tokens",
-                     "time_limit"):  # fmt: skip
+                     "time_limit", "max_tool_calls"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise UserError(f"{name} must be > 0, got {value!r}")
@@ -116,7 +118,10 @@ class Agent(Generic[DepsT, OutputT]):
         time_limit: Wall-clock budget of a run, in seconds.
         max_repeated_calls: How often one identical call (same tool, same arguments) may
             occur in a run before `RunawayLoopError`; ``None`` turns the check off.
-        max_concurrency: Cap on tool calls running at once (``None``: no cap).
+        max_concurrency: Cap on tool calls running at once; also the size of the agent's pool
+            of worker threads for sync tools (``None``: no cap on calls, 32 threads).
+        max_tool_calls: Tool calls run per model response; calls past it are not run and the
+            model is told to make them in a later turn (``None``: no cap).
         output_type: The type of the final answer: ``str``, or a pydantic model (or any type
             pydantic validates) requested as JSON and validated.
         output_mode: ``"json_object"`` (the schema goes in the instructions) or
@@ -150,6 +155,7 @@ class Agent(Generic[DepsT, OutputT]):
         time_limit: float | None = None,
         max_repeated_calls: int | None = 3,
         max_concurrency: int | None = None,
+        max_tool_calls: int | None = 64,
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         output_mode: OutputMode = "json_object",
         output_retries: int = 2,
@@ -171,6 +177,7 @@ class Agent(Generic[DepsT, OutputT]):
             time_limit=time_limit,
             max_repeated_calls=max_repeated_calls,
             max_concurrency=max_concurrency,
+            max_tool_calls=max_tool_calls,
             output_type=output_type,
             output_mode=output_mode,
             output_retries=output_retries,
@@ -200,7 +207,9 @@ class Agent(Generic[DepsT, OutputT]):
             output=None if options.output_type is str else OutputSpec(options.output_type),
             output_mode=options.output_mode,
             output_retries=options.output_retries,
+            max_tool_calls=options.max_tool_calls,
         )
+        self._threads = ToolThreads(options.max_concurrency or DEFAULT_TOOL_THREADS)
 
     def __repr__(self) -> str:
         return f"Agent(model={self._config.model!r}, tools={self.tools.names})"
@@ -312,18 +321,23 @@ class Agent(Generic[DepsT, OutputT]):
     def _policy(self, deps: Any) -> ToolPolicy:
         options = self._options
         return ToolPolicy(
-            approve=options.approve, max_concurrency=options.max_concurrency, deps=deps
+            approve=options.approve,
+            max_concurrency=options.max_concurrency,
+            deps=deps,
+            threads=self._threads,
         )
 
     # --- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the sync HTTP client the agent made (not one passed in)."""
+        """Close the sync HTTP client the agent made (not one passed in) and its tool threads."""
+        self._threads.shutdown()
         if isinstance(self.model, HTTPModel):
             self.model.close()
 
     async def aclose(self) -> None:
         """Close the HTTP clients the agent made, including the running loop's async one."""
+        self._threads.shutdown()
         if isinstance(self.model, HTTPModel):
             await self.model.aclose()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class ToolResult:
         duration: Seconds the call took (0 when it never ran).
         error: What went wrong (bad arguments, exception, timeout, denial), or ``None``.
         turn: The turn it belongs to.
+        exception: The exception the tool raised, traceback attached, or ``None``.
     """
 
     call_id: str
@@ -83,6 +84,7 @@ class ToolResult:
     duration: float
     error: str | None
     turn: int
+    exception: BaseException | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

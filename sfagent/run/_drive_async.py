@@ -1,6 +1,6 @@
 """The event-loop driver of `_loop.run_flow`: async HTTP, tools gathered on the loop.
 
-Sync tools run on worker threads (`asyncio.to_thread`), so a slow tool never blocks the loop;
+Sync tools run on the agent's worker threads (`_pool`), so a slow tool never blocks the loop;
 a call past its deadline is cancelled (an async tool stops; a sync tool's thread runs on, its
 result discarded).
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import time
 from collections.abc import AsyncIterator
@@ -85,13 +86,20 @@ async def _run_calls_async(action: RunCalls, policy: ToolPolicy) -> list[CallOut
     return outcomes
 
 
+async def _on_thread(policy: ToolPolicy, item: PreparedCall) -> CallOutcome:
+    # Like asyncio.to_thread, on the agent's bounded pool instead of the loop's default one.
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(policy.threads.executor, context.run, call, item)
+
+
 async def _call_async(item: PreparedCall, policy: ToolPolicy, run_end: float) -> CallOutcome:
     refusal = await arefusal(item, policy)
     if refusal is not None:
         return refusal
     tool = item.tool
     assert tool is not None
-    work = acall(item) if tool.is_async else asyncio.to_thread(call, item)
+    work = acall(item) if tool.is_async else _on_thread(policy, item)
     started = time.monotonic()
     deadline = call_deadline(item, started, run_end)
     if math.isinf(deadline):

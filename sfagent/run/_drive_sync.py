@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from sfagent.events import Event
@@ -61,29 +61,30 @@ def _run_calls_sync(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | 
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
     run_end = run_deadline(time.monotonic(), action.time_left)
     for batch in batches(action.calls):
-        if len(batch) == 1 and not _needs_thread(action.calls[batch[0]]):
-            outcomes[batch[0]] = invoke(action.calls[batch[0]], policy)
+        first = action.calls[batch[0]]
+        if len(batch) == 1 and not _needs_thread(first, run_end):
+            outcomes[batch[0]] = invoke(first, policy)
             continue
-        # A call that overruns its deadline is abandoned (a thread cannot be killed), so the
-        # pool is not waited for on the way out.
-        workers = min(len(batch), policy.max_concurrency or len(batch))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sfagent-tool")
-        try:
-            started: dict[int, float] = {}
-            futures = {i: pool.submit(_started, started, i, action.calls[i], policy) for i in batch}
-            for i, outcome in _wait_batch(futures, started, action.calls, run_end).items():
-                outcomes[i] = outcome
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        # On the agent's pool, which queues what its bound does not let run yet. A call past
+        # its deadline is abandoned, not waited for (a thread cannot be killed).
+        started: dict[int, float] = {}
+        submit = policy.threads.submit
+        futures = {i: submit(_started, started, i, action.calls[i], policy) for i in batch}
+        for i, outcome in _wait_batch(futures, started, action.calls, run_end).items():
+            outcomes[i] = outcome
     return outcomes
 
 
-def _needs_thread(item: PreparedCall) -> bool:
+def _needs_thread(item: PreparedCall, run_end: float) -> bool:
     # Async tools and approval callbacks may need an event loop of their own: a worker thread
-    # has none running, even when the caller's thread does (Jupyter).
+    # has none running, even when the caller's thread does (Jupyter). A call with a deadline
+    # runs on a thread so that the run can stop waiting for it.
     tool = item.tool
     return tool is not None and (
-        tool.is_async or tool.requires_approval or tool.timeout is not None
+        tool.is_async
+        or tool.requires_approval
+        or tool.timeout is not None
+        or not math.isinf(run_end)
     )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sfagent.context import ApprovalRequest
+from sfagent.run._pool import ToolThreads
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
 
 Approver = Callable[[ApprovalRequest], Any]
@@ -33,11 +34,13 @@ class ToolPolicy:
         approve: Asked before each call of a tool marked ``requires_approval``.
         max_concurrency: Calls running at once in a batch (``None``: no cap).
         deps: The run's dependencies, shown to the approval callback.
+        threads: Where sync work runs (the agent's bounded pool).
     """
 
     approve: Approver | None
     max_concurrency: int | None
     deps: Any
+    threads: ToolThreads
 
 
 def invoke(item: PreparedCall, policy: ToolPolicy) -> CallOutcome:

@@ -200,7 +200,9 @@ def _tool_turn(
     message: AssistantMessage,
     events: bool,
 ) -> Generator[Action, Any, StopRun | None]:
-    prepared = prepare_calls(message.tool_calls or [], config.tools, _contexts(state))
+    prepared = prepare_calls(
+        message.tool_calls or [], config.tools, _contexts(state), max_calls=config.max_tool_calls
+    )
     state.repeats.update(item.key for item in prepared)
     runaway = repeated_call(config, state.repeats, prepared)
     if runaway is not None:
@@ -224,12 +226,16 @@ def _tool_turn(
         if stopped is not None:
             stop = stopped
         if events:
-            yield Emit(_tool_result(record, state.turn))
+            raised = outcome.exception if outcome is not None else None
+            yield Emit(_tool_result(record, state.turn, raised))
     state.turns.append(TurnRecord(response, tuple(records)))
     if events:
         yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
     if stop is None:
-        _apply(state, out_of_retries(config, state, prepared))
+        exhausted = out_of_retries(config, state, prepared)
+        if exhausted is not None:
+            exhausted.__cause__ = state.raised.get(exhausted.tool_name)
+        _apply(state, exhausted)
     return stop
 
 
@@ -263,10 +269,17 @@ def _record(
         stop = None
         content, error = render(item, outcome)
     duration = outcome.duration if outcome is not None else 0.0
+    raised = outcome.exception if outcome is not None else None
+    if raised is not None and stop is None:
+        # Kept with its traceback: the model sees one line; whoever debugs needs the rest.
+        state.raised[call.function.name] = raised
+        logger.debug(
+            "tool %r raised %s", call.function.name, type(raised).__name__, exc_info=raised
+        )
     state.messages.append(ToolMessage(tool_call_id=call.id, content=content))
     if outcome is not None and not outcome.denied:
         state.usage.tool_calls += 1
-    if error is not None and error != DENIED:
+    if error is not None and error != DENIED and not item.skipped:
         state.failures[call.function.name] += 1
     record = ToolCallRecord(
         call.id, call.function.name, call.function.arguments, content, duration, error
@@ -274,9 +287,9 @@ def _record(
     return record, stop
 
 
-def _tool_result(record: ToolCallRecord, turn: int) -> ToolResult:
+def _tool_result(record: ToolCallRecord, turn: int, raised: BaseException | None) -> ToolResult:
     return ToolResult(
-        record.call_id, record.name, record.content, record.duration, record.error, turn
+        record.call_id, record.name, record.content, record.duration, record.error, turn, raised
     )
 
 

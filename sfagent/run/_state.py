@@ -42,6 +42,7 @@ class LoopConfig:
     output: OutputSpec | None
     output_mode: OutputMode
     output_retries: int
+    max_tool_calls: int | None = None
     clock: Callable[[], float] = time.monotonic
 
 
@@ -56,6 +57,8 @@ class RunState:
     turn: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     repeats: Counter[tuple[str, str]] = field(default_factory=Counter)
+    raised: dict[str, BaseException] = field(default_factory=dict)
+    """The last exception each tool raised in this run (the cause of `ToolRetriesExceeded`)."""
     output_attempts: int = 0
     deadline: float | None = None
     settings: ModelSettings | None = None

@@ -11,12 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sfagent._text import shorten
 from sfagent.context import RunContext
 from sfagent.exceptions import ModelRetry, ToolArgumentsError, ToolOutputError
 from sfagent.messages import ToolCall
 from sfagent.tools import Tool, ToolSet, tool_result_text
 
 DENIED = "denied"
+
+# A name the model invented is quoted back to it only this far: it is also re-sent every turn.
+_MAX_NAME_ECHO = 64
+_MAX_ERROR_ECHO = 2000
 
 
 @dataclass
@@ -30,6 +35,7 @@ class PreparedCall:
         kwargs: Keyword arguments for the function.
         error: Why the call cannot run (unknown tool, bad arguments), written for the model.
         key: The call's identity for runaway detection: name plus canonical arguments.
+        skipped: Refused unchecked for being past `max_tool_calls` (not the tool's failure).
     """
 
     call: ToolCall
@@ -38,6 +44,7 @@ class PreparedCall:
     kwargs: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     key: tuple[str, str] = ("", "")
+    skipped: bool = False
 
     @property
     def runnable(self) -> bool:
@@ -68,6 +75,8 @@ def prepare_calls(
     calls: Sequence[ToolCall],
     tools: ToolSet,
     context_for: Any,
+    *,
+    max_calls: int | None = None,
 ) -> list[PreparedCall]:
     """Check every call: the tool exists and its arguments validate.
 
@@ -75,15 +84,23 @@ def prepare_calls(
         calls: The assistant message's tool calls, in order.
         tools: The agent's tools.
         context_for: ``(tool_name, call_id) -> RunContext`` for tools that take one.
+        max_calls: Calls past this many are refused unchecked (the model is told why).
     """
     prepared = []
-    for call in calls:
+    for position, call in enumerate(calls):
         name, arguments = call.function.name, call.function.arguments
         item = PreparedCall(call=call, key=(name, _canonical(arguments)))
         tool = tools.get(name)
-        if tool is None:
+        if max_calls is not None and position >= max_calls:
+            item.skipped = True
+            item.error = (
+                f"Not run: at most {max_calls} tool calls are run per turn "
+                "(max_tool_calls); make the remaining calls in a later turn."
+            )
+        elif tool is None:
             known = ", ".join(tools.names) or "none"
-            item.error = f"Error: there is no tool named '{name}'. Available tools: {known}."
+            shown = shorten(name, _MAX_NAME_ECHO)
+            item.error = f"Error: there is no tool named '{shown}'. Available tools: {known}."
         else:
             item.tool = tool
             context: RunContext[Any] | None = (
@@ -116,7 +133,8 @@ def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str
     if isinstance(exc, ModelRetry):
         return exc.message, exc.message
     if exc is not None:
-        text = f"Error: tool '{name}' failed: {type(exc).__name__}: {exc}"
+        detail = shorten(str(exc), _MAX_ERROR_ECHO)
+        text = f"Error: tool '{name}' failed: {type(exc).__name__}: {detail}"
         return text, text
     try:
         return tool_result_text(outcome.value), None
@@ -128,5 +146,5 @@ def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str
 def _canonical(arguments: str) -> str:
     try:
         return json.dumps(json.loads(arguments or "{}"), sort_keys=True, ensure_ascii=False)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not JSON, or nested past the parser
         return arguments
