@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -25,7 +25,9 @@ __all__ = [
     "DEFAULT_MODEL",
     "MAX_STOP_SEQUENCES",
     "MAX_TOOLS",
+    "TOOL_NAME_PATTERN",
     "ChatRequest",
+    "CheckedTools",
     "ModelSettings",
     "ReasoningEffort",
 ]
@@ -36,6 +38,9 @@ DEFAULT_MODEL = "deepseek-ai/DeepSeek-V3"
 MAX_TOOLS = 128
 """SiliconFlow accepts at most this many functions in ``tools``."""
 
+TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+"""Function names SiliconFlow (and OpenAI) accept; checked with ``fullmatch``."""
+
 MAX_STOP_SEQUENCES = 4
 """``stop`` takes a string or at most this many strings."""
 
@@ -44,7 +49,6 @@ ReasoningEffort = Literal["low", "medium", "high", "xhigh", "max"]
 
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 _RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
-_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _RESERVED = frozenset({"model", "messages", "stream", "tools"})
 
 
@@ -161,7 +165,8 @@ class ChatRequest:
         messages: The conversation: message models (see `sfagent.messages`) or wire dicts,
             which are sent as given.
         model: Any model id; defaults to `DEFAULT_MODEL`.
-        tools: Up to 128 ``{"type": "function", "function": {...}}`` dicts.
+        tools: Up to 128 ``{"type": "function", "function": {...}}`` dicts, checked here; or a
+            `CheckedTools` (what `ToolSet.request_tools` gives), checked once when it was built.
         settings: Sampling and vendor parameters; only what they set is sent.
         stream: Ask for a server-sent-event stream.
 
@@ -181,7 +186,10 @@ class ChatRequest:
             raise ConfigurationError("model must be a non-empty model id, e.g. " + DEFAULT_MODEL)
         if not self.messages:
             raise ConfigurationError("messages must hold at least one message")
-        names = _checked_tool_names(self.tools) if self.tools else frozenset()
+        if isinstance(self.tools, CheckedTools):
+            names = self.tools.names
+        else:
+            names = _check_tools(self.tools) if self.tools else frozenset()
         if self.settings is not None:
             _check_tool_choice_against(self.settings._body.get("tool_choice"), names)
 
@@ -213,12 +221,51 @@ class ChatRequest:
         return body
 
     def to_json(self) -> bytes:
-        """Return `to_body` encoded as compact UTF-8 JSON."""
-        # pydantic-core's encoder is about 4x faster than json.dumps on a long history.
-        try:
-            return to_json(self.to_body())
-        except PydanticSerializationError as exc:
-            raise ConfigurationError(f"the request cannot be encoded as JSON: {exc}") from exc
+        """Return `to_body` encoded as compact UTF-8 JSON (see `encode_body`)."""
+        return encode_body(self.to_body())
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """Encode a request body as compact UTF-8 JSON: the one encoder every request goes through.
+
+    Values JSON lacks are written as pydantic writes them (a ``date`` as ``"2024-01-02"``).
+
+    Raises:
+        ConfigurationError: When a value cannot be encoded; the message says where it is.
+    """
+    # pydantic-core's encoder is about 4x faster than json.dumps on a long history.
+    try:
+        return to_json(body)
+    except PydanticSerializationError as exc:
+        where = _unencodable_path(body)
+        at = f" at {where}" if where else ""
+        raise ConfigurationError(f"the request cannot be encoded as JSON{at}: {exc}") from exc
+
+
+def _unencodable_path(body: Any, *, max_depth: int = 32) -> str:
+    # Only on failure: walk down into the first member that fails too, to name where it is.
+    path, value = "", body
+    seen: set[int] = set()
+    while isinstance(value, (Mapping, list, tuple)) and id(value) not in seen:
+        seen.add(id(value))
+        is_map = isinstance(value, Mapping)
+        members = value.items() if isinstance(value, Mapping) else enumerate(value)
+        failing = next(((key, item) for key, item in members if not _encodes(item)), None)
+        if failing is None:
+            break  # every member encodes alone: the whole fails (a cycle, or too deep)
+        if len(seen) >= max_depth:
+            return ""  # nested past any real request: the depth is the problem, not a value
+        key, value = failing
+        path += f".{key}" if is_map else f"[{key}]"
+    return path.lstrip(".")
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        to_json(value)
+    except PydanticSerializationError:
+        return False
+    return True
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -312,28 +359,72 @@ def _check_extra_body(extra: Mapping[str, Any]) -> dict[str, Any]:
     return dict(extra)
 
 
-# Tuples of tools already checked, by identity: an agent sends the same tuple every turn, and
-# a tuple cannot change, so checking it once is enough. Holding the tuple keeps its id unique.
-_CHECKED_TOOLS: dict[int, tuple[tuple[Mapping[str, Any], ...], frozenset[str]]] = {}
-_MAX_CHECKED = 64
+# --- tools ----------------------------------------------------------------------------------
+# The rules of a request's `tools` live here, once; `sfagent.tools` applies them when a tool or
+# a tool set is defined, each caller raising its own error type around the same wording.
 
 
-def _checked_tool_names(tools: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    if isinstance(tools, tuple):
-        hit = _CHECKED_TOOLS.get(id(tools))
-        if hit is not None and hit[0] is tools:
-            return hit[1]
-    names = _check_tools(tools)
-    if isinstance(tools, tuple):
-        if len(_CHECKED_TOOLS) >= _MAX_CHECKED:
-            _CHECKED_TOOLS.clear()
-        _CHECKED_TOOLS[id(tools)] = (tools, names)
-    return names
+def tool_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a function in ``tools``, or ``None`` when it can."""
+    if isinstance(name, str) and TOOL_NAME_PATTERN.fullmatch(name):
+        return None
+    return (
+        f"invalid tool name {name!r}: names must be 1-64 characters of letters, digits, '_' or '-'"
+    )
+
+
+def tool_count_problem(count: int) -> str | None:
+    """Why one request cannot carry `count` tools, or ``None`` when it can."""
+    if count <= MAX_TOOLS:
+        return None
+    return f"too many tools: a request may carry at most {MAX_TOOLS} tools, got {count}"
+
+
+@dataclass(frozen=True)
+class CheckedTools(Sequence[Mapping[str, Any]]):
+    """A request's ``tools``, checked once when built, so a request that carries it is not.
+
+    A `ToolSet` keeps one (`ToolSet.request_tools`) and an agent sends it every turn.
+
+    Args:
+        schemas: ``{"type": "function", "function": {"name": ..., ...}}`` dicts: at most 128,
+            with valid, unique names.
+
+    Attributes:
+        names: The functions' names.
+
+    Raises:
+        ConfigurationError: When an entry is malformed or a limit is broken.
+    """
+
+    schemas: tuple[Mapping[str, Any], ...]
+    names: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        schemas = tuple(self.schemas)
+        object.__setattr__(self, "schemas", schemas)
+        object.__setattr__(self, "names", _check_tools(schemas))
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Mapping[str, Any], ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | tuple[Mapping[str, Any], ...]:
+        return self.schemas[index]
+
+    def __len__(self) -> int:
+        return len(self.schemas)
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self.schemas)
 
 
 def _check_tools(tools: Sequence[Mapping[str, Any]]) -> frozenset[str]:
-    if len(tools) > MAX_TOOLS:
-        raise ConfigurationError(f"at most {MAX_TOOLS} tools may be sent, got {len(tools)}")
+    problem = tool_count_problem(len(tools))
+    if problem:
+        raise ConfigurationError(problem)
     names: list[str] = []
     for i, tool in enumerate(tools):
         ok = isinstance(tool, Mapping) and tool.get("type") == "function"
@@ -343,15 +434,15 @@ def _check_tools(tools: Sequence[Mapping[str, Any]]) -> frozenset[str]:
             raise ConfigurationError(
                 f'tools[{i}] must be {{"type": "function", "function": {{"name": ..., ...}}}}'
             )
-        if not _TOOL_NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"tools[{i}] name {name!r} must be 1-64 characters of a-z, A-Z, 0-9, _ or -"
-            )
+        problem = tool_name_problem(name)
+        if problem:
+            raise ConfigurationError(f"tools[{i}]: {problem}")
         names.append(name)
-    if len(set(names)) != len(names):
+    unique = frozenset(names)
+    if len(unique) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ConfigurationError(f"tool names must be unique, repeated: {', '.join(dupes)}")
-    return frozenset(names)
+    return unique
 
 
 def _check_tool_choice_against(choice: object, names: frozenset[str]) -> None:

@@ -5,9 +5,9 @@
   streamed answer.
 - `HTTPModel` (`.http_model`): the agent's `Model` protocol over those clients.
 - Pure, shared by both clients: `.config` (key, base URL), `.retry` (`RetryPolicy`),
-  `.error_bodies` (error bodies to typed errors), `.streaming` (bytes to chunks to one
-  response), `._sse` (the SSE decoder) and `._core` (request bodies, headers, retry
-  bookkeeping).
+  `.error_bodies` (error bodies, and error objects sent with HTTP 200, to typed errors),
+  `.streaming` (bytes to chunks to one response), `._sse` (the SSE decoder) and `._core`
+  (request bodies, headers, parsing answers, retry bookkeeping).
 
 Names load on first use, so importing this package does not import httpx.
 """

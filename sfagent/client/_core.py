@@ -1,9 +1,9 @@
 """The pure core that `SiliconFlow` and `AsyncSiliconFlow` share.
 
 Everything the clients decide lives here and does no I/O: configuration from arguments and the
-environment, request bodies and headers, status and body to typed error, parsing responses,
-retry bookkeeping, and the stream cursor over `StreamState`. The clients in `sfagent.client`
-only move bytes (and are the only place that imports httpx).
+environment, request bodies and headers, status and body to typed error, parsing responses and
+retry bookkeeping; a stream's bytes go to `sfagent.client.streaming.StreamState`. The clients
+and their streams only move bytes, over httpx.
 """
 
 from __future__ import annotations
@@ -12,35 +12,33 @@ import json
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from sfagent._text import excerpt
 from sfagent._version import __version__
 from sfagent.client.config import TRACE_ID_HEADER, resolve_api_key, resolve_base_url
-from sfagent.client.error_bodies import error_from_response
+from sfagent.client.error_bodies import (
+    error_from_response,
+    error_from_stream_payload,
+    invalid_body,
+    is_error_reply,
+)
 from sfagent.client.retry import RetryPolicy
-from sfagent.client.streaming import StreamState, error_from_stream_payload
 from sfagent.exceptions import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
     ConfigurationError,
 )
-from sfagent.messages import ChatCompletion, ChatCompletionChunk
-from sfagent.settings import ChatRequest
+from sfagent.messages import ChatCompletion
+from sfagent.settings import ChatRequest, encode_body
 
-__all__ = [
-    "Attempts",
-    "ClientCore",
-    "StreamCursor",
-]
+__all__ = ["Attempts", "ClientCore"]
 
 logger = logging.getLogger("sfagent")
-
-_MAX_BODY_CHARS = 500
 
 RequestLike = ChatRequest | Mapping[str, Any]
 
@@ -99,7 +97,12 @@ class ClientCore:
 
     @staticmethod
     def chat_body(request: RequestLike, *, stream: bool) -> bytes:
-        """The JSON body of a chat completion, with ``stream`` set as the method asks."""
+        """The JSON body of a chat completion, with ``stream`` set as the method asks.
+
+        Raises:
+            ConfigurationError: For a request that is not a `ChatRequest` or a dict, or that
+                holds a value JSON cannot carry.
+        """
         if isinstance(request, ChatRequest):
             body = request.to_body()
         elif isinstance(request, Mapping):
@@ -112,7 +115,7 @@ class ClientCore:
             body["stream"] = True
         else:
             body.pop("stream", None)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return encode_body(body)
 
     # --- responses ------------------------------------------------------------------------------
 
@@ -147,8 +150,8 @@ class ClientCore:
         try:
             completion = ChatCompletion.model_validate_json(body)
         except ValidationError as exc:
-            raise _invalid("The response is not a chat completion", exc, body) from None
-        if not completion.choices and _looks_like_error(completion.__pydantic_extra__):
+            raise invalid_body("The response is not a chat completion", exc, body) from None
+        if is_error_reply(completion):
             raise self.redact(error_from_stream_payload(body, trace_id=trace_id))
         return completion
 
@@ -159,27 +162,13 @@ class ClientCore:
             data = json.loads(body)
             return [str(entry["id"]) for entry in data["data"]]
         except (ValueError, KeyError, TypeError) as exc:
-            text = body[:_MAX_BODY_CHARS].decode("utf-8", errors="replace")
             raise APIResponseValidationError(
-                f"The model list is not {{'data': [{{'id': ...}}]}}: {exc!r}", body=text
+                f"The model list is not {{'data': [{{'id': ...}}]}}: {exc!r}", body=excerpt(body)
             ) from None
 
     def attempts(self) -> Attempts:
         """Fresh retry bookkeeping for one call."""
         return Attempts(self.retry)
-
-
-def _invalid(what: str, exc: ValidationError, body: bytes) -> APIResponseValidationError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "top level"
-    text = body[:_MAX_BODY_CHARS].decode("utf-8", errors="replace")
-    return APIResponseValidationError(f"{what}: {first['msg']} at {where}", body=text)
-
-
-def _looks_like_error(extra: dict[str, Any] | None) -> bool:
-    if not extra:
-        return False
-    return isinstance(extra.get("error"), dict) or ("code" in extra and "message" in extra)
 
 
 class Attempts:
@@ -237,64 +226,3 @@ class Attempts:
         )
         self._spent += decision.delay
         return decision.delay
-
-
-class StreamCursor:
-    """Hands out a stream's chunks one at a time as bytes are fed in; no I/O.
-
-    Args:
-        trace_id: The response's trace id, attached to errors.
-    """
-
-    __slots__ = ("_pending", "_redact", "response", "state")
-
-    def __init__(
-        self,
-        *,
-        trace_id: str | None,
-        redact: Callable[[APIStatusError], APIStatusError] | None = None,
-    ) -> None:
-        self.state = StreamState(trace_id=trace_id)
-        self._redact = redact
-        self._pending: deque[ChatCompletionChunk] = deque()
-        self.response: ChatCompletion | None = None
-        """The whole response, once the stream has ended with ``[DONE]``."""
-
-    @property
-    def finished(self) -> bool:
-        """True once ``[DONE]`` (or the end of the body) has been handled."""
-        return self.response is not None
-
-    @property
-    def needs_data(self) -> bool:
-        """True when no chunk is waiting and the stream has not ended."""
-        return not self._pending and self.response is None
-
-    def feed(self, data: bytes) -> None:
-        """Take the next bytes of the body; finishes by itself at ``[DONE]``."""
-        try:
-            self._pending.extend(self.state.feed(data))
-        except APIStatusError as error:  # an error object mid-stream may echo the key
-            if self._redact is not None:
-                self._redact(error)
-            raise
-        if self.state.done:
-            self.response = self.state.finish()
-
-    def end(self) -> None:
-        """The body ended (raises `IncompleteStreamError` without ``[DONE]``)."""
-        if self.response is None:
-            try:
-                self.response = self.state.finish()
-            except APIStatusError as error:
-                if self._redact is not None:
-                    self._redact(error)
-                raise
-
-    def pop(self) -> ChatCompletionChunk | None:
-        """The next chunk, or ``None`` when more bytes are needed or the stream is over."""
-        return self._pending.popleft() if self._pending else None
-
-    def partial(self) -> ChatCompletion:
-        """What was received so far, as a response with no finish reason filled in."""
-        return self.state.accumulator.result(default_finish_reason=None)

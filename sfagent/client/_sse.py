@@ -73,7 +73,7 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Incremental SSE decoder; feed it whatever the transport delivers.
+    """Incremental SSE decoder: `decode` whatever the transport delivers, `close` at the end.
 
     Attributes:
         done: True once ``data: [DONE]`` has arrived; later input is ignored.
@@ -104,7 +104,7 @@ class SSEDecoder:
         self.last_event_id: str | None = None
         self.retry: int | None = None
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def decode(self, chunk: bytes) -> list[SSEEvent]:
         """Decode the next piece of the body; return the events it completed."""
         if self.done or not chunk:
             return []

@@ -1,8 +1,8 @@
 """`SiliconFlow` and `AsyncSiliconFlow`: typed, retrying chat completions over httpx.
 
 Both clients share `sfagent.client._core` (configuration, bodies, status to error, retry
-bookkeeping, stream state) and differ only in how they move bytes. This is the only module of
-the library that imports httpx.
+bookkeeping) and their streams share `sfagent.client.streaming.StreamState`; they differ only in
+how they move bytes, which they and their streams (`sfagent.client.streams`) do over httpx.
 
 The async client's default transport is httpx over aiohttp (``httpx-aiohttp``) when that package
 is installed, because httpx 0.28's own pool slows down badly under concurrency; see

@@ -1,21 +1,39 @@
-"""Reading SiliconFlow's error bodies, whichever of their shapes arrives.
+"""Reading SiliconFlow's error bodies, whichever of their shapes arrives, and wherever.
 
 SiliconFlow answers errors in three shapes: ``{"code", "message", "data"}`` (400, 503, and 429
 without ``code``), a bare string (401, 403, 404, 504), and, behind OpenAI-compatible gateways,
-OpenAI's ``{"error": {"message", "type", "code"}}``. Everything here is pure: bytes or parsed JSON
-in, values out, so the HTTP clients and the stream layer share one reading.
+OpenAI's ``{"error": {"message", "type", "code"}}``. The same objects also arrive after HTTP 200,
+as a non-stream body or inside a stream: `is_error_reply` tells them from an answer, and
+`stream_error_status` infers the status they stand for. Everything here is pure: bytes or parsed
+JSON in, values out, so the HTTP clients and the stream layer share one reading.
 """
 
 from __future__ import annotations
 
 import json
 from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
-from sfagent.exceptions import APIStatusError, status_error_class
+from sfagent._text import MAX_EXCERPT_CHARS, excerpt, shorten
+from sfagent.exceptions import APIResponseValidationError, APIStatusError, status_error_class
 
-__all__ = ["MAX_MESSAGE_CHARS", "error_from_response", "parse_error_body", "parse_json_body"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
-MAX_MESSAGE_CHARS = 500
+    from sfagent.messages import ChatCompletion, ChatCompletionChunk
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "error_from_response",
+    "error_from_stream_payload",
+    "invalid_body",
+    "is_error_reply",
+    "parse_error_body",
+    "parse_json_body",
+    "stream_error_status",
+]
+
+MAX_MESSAGE_CHARS = MAX_EXCERPT_CHARS
 """Longer messages (an HTML error page from a proxy, say) are cut to this many characters."""
 
 
@@ -57,10 +75,10 @@ def parse_error_body(body: bytes | str | object) -> tuple[int | None, str]:
     if parsed is None:
         return None, ""
     if isinstance(parsed, str):
-        return None, _shorten(parsed)
+        return None, shorten(parsed, MAX_MESSAGE_CHARS)
     if isinstance(parsed, dict):
         return _from_mapping(parsed)
-    return None, _shorten(json.dumps(parsed, ensure_ascii=False))
+    return None, _as_text(parsed)
 
 
 def error_from_response(
@@ -84,57 +102,132 @@ def error_from_response(
     return cls(message, status_code=status_code, code=code, trace_id=trace_id, body=parsed)
 
 
+# --- error objects after HTTP 200 ------------------------------------------------------------
+
+
+def is_error_reply(reply: ChatCompletion | ChatCompletionChunk) -> bool:
+    """Whether an answer that came with HTTP 200 (a whole body or a stream chunk) is an error.
+
+    One rule for both: an ``error`` object (OpenAI's shape; no answer carries one, and
+    OpenRouter sends it beside an id and choices when a stream fails), or SiliconFlow's
+    ``code`` and ``message`` with no choices, an id or not (a gateway may add one).
+    """
+    extra = reply.__pydantic_extra__
+    if not extra:
+        return False
+    if isinstance(extra.get("error"), dict):
+        return True
+    return "code" in extra and "message" in extra and not reply.choices
+
+
+_OPENAI_TYPES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "overloaded_error": 503,
+}
+
+
+def stream_error_status(payload: object) -> int:
+    """Infer the HTTP status an error object found inside a stream stands for.
+
+    A mid-stream error arrives after HTTP 200, so the status comes from the payload: a
+    ``status``/``status_code`` field when present; SiliconFlow codes 20000-20999 are
+    validation errors (400), 50505 is overload (503); OpenAI-style ``type``/``code`` strings
+    map to their statuses; everything else (including SiliconFlow's 60000) is 500.
+    """
+    if not isinstance(payload, dict):
+        return 500
+    inner = payload.get("error")
+    source: dict[str, Any] = inner if isinstance(inner, dict) else payload
+    for key in ("status", "status_code"):
+        status = source.get(key)
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600:
+            return status
+    code = _as_code(source.get("code"))
+    if code is not None:
+        if 20000 <= code < 21000:
+            return 400
+        if code == 50505:
+            return 503
+        return code if 400 <= code < 600 else 500
+    for key in ("type", "code"):
+        status = _OPENAI_TYPES.get(str(source.get(key)))
+        if status is not None:
+            return status
+    return 500
+
+
+def error_from_stream_payload(
+    payload: bytes | str | object, *, trace_id: str | None = None
+) -> APIStatusError:
+    """Turn an error object that came after HTTP 200 into the typed error (not raised).
+
+    Args:
+        payload: The raw bytes/text of the stream event or body, or the parsed JSON.
+        trace_id: The ``x-siliconcloud-trace-id`` header of the (HTTP 200) response.
+
+    Returns:
+        The `APIStatusError` subclass for the status `stream_error_status` infers.
+    """
+    parsed = parse_json_body(payload)
+    return error_from_response(stream_error_status(parsed), parsed, trace_id=trace_id)
+
+
+def invalid_body(what: str, exc: ValidationError, body: bytes) -> APIResponseValidationError:
+    """The error for a body that is not what it should be: the first problem, and the body's start.
+
+    Args:
+        what: What went wrong, e.g. ``"The response is not a chat completion"``.
+        exc: The validation error the body raised.
+        body: The raw body, quoted (cut) in the error.
+    """
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "top level"
+    return APIResponseValidationError(f"{what}: {first['msg']} at {where}", body=excerpt(body))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
 def _from_mapping(data: dict[object, object]) -> tuple[int | None, str]:
     inner = data.get("error")
     if isinstance(inner, dict):
         # OpenAI's shape; its code is usually a string like "invalid_request_error".
-        code = _as_code(inner.get("code"))
-        message = _text(inner.get("message"))
-        return code, message or _shorten(json.dumps(inner, ensure_ascii=False, default=str))
+        return _as_code(inner.get("code")), _as_text(inner.get("message")) or _as_text(inner)
     if isinstance(inner, str) and "message" not in data:
-        return _as_code(data.get("code")), _shorten(inner)
+        return _as_code(data.get("code")), shorten(inner, MAX_MESSAGE_CHARS)
     code = _as_code(data.get("code"))
     for key in ("message", "msg", "detail"):
-        message = _text(data.get(key))
+        message = _as_text(data.get(key))
         if message:
             return code, message
-    return code, _shorten(json.dumps(data, ensure_ascii=False, default=str))
+    return code, _as_text(data)
 
 
 def _as_code(value: object) -> int | None:
+    # A numeric code, or one written in plain ASCII digits: `str.isdigit` also accepts "²" and
+    # other digits `int` refuses, and `int` refuses very long strings (18 digits at most).
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return ascii_code(value)
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            return int(text)
     return None
 
 
-def ascii_code(text: str) -> int | None:
-    """An error code written as a string of ASCII digits, or ``None``.
-
-    `str.isdigit` also accepts "²" and other digits `int` refuses, and `int` refuses very
-    long strings: a code is at most 18 plain ASCII digits.
-    """
-    text = text.strip()
-    if text.isascii() and text.isdigit() and len(text) <= 18:
-        return int(text)
-    return None
-
-
-def _text(value: object) -> str:
+def _as_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return _shorten(value.strip())
-    return _shorten(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _shorten(text: str) -> str:
-    if len(text) <= MAX_MESSAGE_CHARS:
-        return text
-    return text[: MAX_MESSAGE_CHARS - 1] + "…"
+        return shorten(value.strip(), MAX_MESSAGE_CHARS)
+    return shorten(json.dumps(value, ensure_ascii=False, default=str), MAX_MESSAGE_CHARS)
 
 
 def _reason_phrase(status_code: int) -> str:

@@ -1,10 +1,14 @@
 """Folding a chat-completions stream into the response a non-stream call returns.
 
-Three layers, all pure (no I/O), shared by the sync and the async client:
+Two pieces, both pure (no I/O), shared by the sync and the async client:
 
 - `StreamAccumulator` folds `ChatCompletionChunk`s into a `ChatCompletion`.
-- `error_from_stream_payload` turns an error object found inside a stream into a typed error.
-- `StreamState` drives both over raw bytes: ``feed(bytes) -> chunks``, then ``finish()``.
+- `StreamState` takes the body's bytes as they arrive: it decodes them (``_sse``), parses the
+  chunks, folds them in and raises error objects as typed errors: ``feed(bytes) -> chunks``,
+  then ``finish()``.
+
+How an error object is recognised and mapped lives in `sfagent.client.error_bodies`;
+`error_from_stream_payload` and `stream_error_status` are exported here too.
 
 Quirks handled (see ``docs/streaming.md``): usage repeated as a running total on every chunk
 (SiliconFlow) or sent once at the end (DeepSeek, OpenAI): the last one seen wins, never a sum;
@@ -15,13 +19,18 @@ no ``finish_reason`` before ``[DONE]`` (taken as ``"stop"``); errors after HTTP 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
 from sfagent.client._sse import SSEDecoder, SSEEvent
-from sfagent.client.error_bodies import ascii_code, error_from_response, parse_json_body
-from sfagent.exceptions import APIResponseValidationError, APIStatusError, IncompleteStreamError
+from sfagent.client.error_bodies import (
+    error_from_stream_payload,
+    invalid_body,
+    is_error_reply,
+    stream_error_status,
+)
+from sfagent.exceptions import APIStatusError, IncompleteStreamError
 from sfagent.messages import (
     AssistantMessage,
     ChatCompletion,
@@ -40,7 +49,8 @@ __all__ = [
     "stream_error_status",
 ]
 
-_MAX_BODY_CHARS = 500
+Redact = Callable[[APIStatusError], APIStatusError]
+"""Removes secrets from an error before it is raised (see `StreamState`)."""
 
 
 class _ToolCallBuilder:
@@ -193,79 +203,6 @@ class StreamAccumulator:
         )
 
 
-# --- errors inside a stream ------------------------------------------------------------------
-
-_OPENAI_TYPES = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "rate_limit_error": 429,
-    "rate_limit_exceeded": 429,
-    "overloaded_error": 503,
-}
-
-
-def stream_error_status(payload: object) -> int:
-    """Infer the HTTP status an error object found inside a stream stands for.
-
-    A mid-stream error arrives after HTTP 200, so the status comes from the payload: a
-    ``status``/``status_code`` field when present; SiliconFlow codes 20000-20999 are
-    validation errors (400), 50505 is overload (503); OpenAI-style ``type``/``code`` strings
-    map to their statuses; everything else (including SiliconFlow's 60000) is 500.
-    """
-    if not isinstance(payload, dict):
-        return 500
-    inner = payload.get("error")
-    source: dict[str, Any] = inner if isinstance(inner, dict) else payload
-    for key in ("status", "status_code"):
-        status = source.get(key)
-        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600:
-            return status
-    code = source.get("code")
-    if isinstance(code, str):
-        code = ascii_code(code)
-    if isinstance(code, int) and not isinstance(code, bool):
-        if 20000 <= code < 21000:
-            return 400
-        if code == 50505:
-            return 503
-        if 400 <= code < 600:
-            return code
-        return 500
-    for key in ("type", "code"):
-        status = _OPENAI_TYPES.get(str(source.get(key)))
-        if status is not None:
-            return status
-    return 500
-
-
-def error_from_stream_payload(
-    payload: bytes | str | object, *, trace_id: str | None = None
-) -> APIStatusError:
-    """Turn an error object found inside a stream into the typed error (not raised).
-
-    Args:
-        payload: The raw bytes/text of the event, or the parsed JSON.
-        trace_id: The ``x-siliconcloud-trace-id`` header of the (HTTP 200) response.
-
-    Returns:
-        The `APIStatusError` subclass for the status `stream_error_status` infers.
-    """
-    parsed = parse_json_body(payload)
-    return error_from_response(stream_error_status(parsed), parsed, trace_id=trace_id)
-
-
-def _is_error(chunk: ChatCompletionChunk) -> bool:
-    extra = chunk.__pydantic_extra__
-    if not extra:
-        return False
-    if isinstance(extra.get("error"), dict):
-        return True
-    # SiliconFlow's {"code", "message", "data"} shape: no id, no choices.
-    return "code" in extra and "message" in extra and not chunk.choices and not chunk.id
-
-
 # --- the stream driver core ------------------------------------------------------------------
 
 
@@ -281,15 +218,25 @@ class StreamState:
 
     Args:
         trace_id: The response's trace id header, attached to errors.
+        redact: Applied to every error object before it is raised (the clients pass one that
+            removes the API key, should the server echo it).
     """
 
-    __slots__ = ("_decoder", "accumulator", "trace_id")
+    __slots__ = ("_decoder", "_redact", "accumulator", "response", "trace_id")
 
-    def __init__(self, *, trace_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        trace_id: str | None = None,
+        redact: Redact | None = None,
+    ) -> None:
         self._decoder = SSEDecoder()
+        self._redact = redact
         self.accumulator = StreamAccumulator()
         """The chunks folded so far (see `StreamAccumulator`)."""
         self.trace_id = trace_id
+        self.response: ChatCompletion | None = None
+        """The whole response, once the stream has ended (at ``[DONE]``, or by `finish`)."""
 
     @property
     def done(self) -> bool:
@@ -308,8 +255,11 @@ class StreamState:
             APIStatusError: A subclass for an error object in the stream (after HTTP 200).
             APIResponseValidationError: For an event whose data is not a chunk.
         """
-        events = self._decoder.feed(data)
-        return self._chunks(events) if events else []
+        events = self._decoder.decode(data)
+        chunks = self._chunks(events) if events else []
+        if self._decoder.done and self.response is None:
+            self.response = self.accumulator.result()
+        return chunks
 
     def finish(self) -> ChatCompletion:
         """Signal the end of the body; return the whole response.
@@ -319,41 +269,43 @@ class StreamState:
                 `ChatCompletion` received so far.
             APIStatusError: For an error object in the unterminated tail.
         """
+        if self.response is not None:
+            return self.response
         self._chunks(self._decoder.close())
         if not self._decoder.done:
-            partial = self.accumulator.result(default_finish_reason=None)
             raise IncompleteStreamError(
                 f"The stream ended before [DONE] after {self.accumulator.chunks} chunks",
-                partial=partial,
+                partial=self.partial(),
             )
-        return self.accumulator.result()
+        self.response = self.accumulator.result()
+        return self.response
+
+    def partial(self) -> ChatCompletion:
+        """What was received so far, as a response with no finish reason filled in."""
+        return self.accumulator.result(default_finish_reason=None)
 
     def _chunks(self, events: list[SSEEvent]) -> list[ChatCompletionChunk]:
         chunks = []
         add = self.accumulator.add
         for event in events:
             if event.bare or event.event == "error":
-                raise error_from_stream_payload(event.data, trace_id=self.trace_id)
+                raise self._error(event.data)
             if event.event not in (None, "message"):
                 continue  # an event type this API does not define
             data = event.data
             if not data.strip():
                 continue
-            chunk = self._parse(data)
-            if _is_error(chunk):
-                raise error_from_stream_payload(data, trace_id=self.trace_id)
+            try:
+                chunk = ChatCompletionChunk.model_validate_json(data)
+            except ValidationError as exc:
+                what = "A stream event is not a chat.completion.chunk"
+                raise invalid_body(what, exc, data) from None
+            if is_error_reply(chunk):
+                raise self._error(data)
             add(chunk)
             chunks.append(chunk)
         return chunks
 
-    def _parse(self, data: bytes) -> ChatCompletionChunk:
-        try:
-            return ChatCompletionChunk.model_validate_json(data)
-        except ValidationError as exc:
-            text = data[:_MAX_BODY_CHARS].decode("utf-8", errors="replace")
-            first = exc.errors()[0]
-            raise APIResponseValidationError(
-                f"A stream event is not a chat.completion.chunk: {first['msg']} at "
-                f"{'.'.join(str(p) for p in first['loc']) or 'top level'}",
-                body=text,
-            ) from None
+    def _error(self, payload: bytes) -> APIStatusError:
+        error = error_from_stream_payload(payload, trace_id=self.trace_id)
+        return self._redact(error) if self._redact is not None else error

@@ -1,7 +1,7 @@
 """The stream objects `SiliconFlow.stream` and `AsyncSiliconFlow.stream` return.
 
-Made by `SiliconFlow.stream` and `AsyncSiliconFlow.stream`: everything they decide is in
-`StreamCursor`; here they only pull bytes from httpx.
+Everything they decide is in `StreamState` (bytes in, chunks and the whole response out); here
+they only pull bytes from httpx and hand out the chunks each read completed.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from types import TracebackType
 
 import httpx
 
-from sfagent.client._core import StreamCursor
 from sfagent.client.config import TRACE_ID_HEADER
+from sfagent.client.streaming import Redact, StreamState
 from sfagent.exceptions import (
     APIError,
-    APIStatusError,
     APITimeoutError,
     IncompleteStreamError,
 )
@@ -27,7 +26,6 @@ __all__ = ["AsyncChatStream", "ChatStream", "is_timeout"]
 Opened = tuple[httpx.Response, Iterator[bytes], bytes]
 """A stream's response, the iterator of the rest of its body, and its first bytes."""
 AsyncOpened = tuple[httpx.Response, AsyncIterator[bytes], bytes]
-Redact = Callable[[APIStatusError], APIStatusError]
 
 
 class _StreamBase:
@@ -35,7 +33,8 @@ class _StreamBase:
 
     def __init__(self, redact: Redact) -> None:
         self._response: httpx.Response | None = None
-        self._cursor: StreamCursor | None = None
+        self._state: StreamState | None = None
+        self._ready: Iterator[ChatCompletionChunk] = iter(())  # completed by the last read
         self._closed = False
         self._redact = redact
 
@@ -46,20 +45,27 @@ class _StreamBase:
     @property
     def response(self) -> ChatCompletion | None:
         """The whole response once the stream has ended with ``[DONE]``, else ``None``."""
-        return self._cursor.response if self._cursor is not None else None
+        return self._state.response if self._state is not None else None
 
     @property
     def trace_id(self) -> str | None:
         """The ``x-siliconcloud-trace-id`` of the response, once it has arrived."""
-        return self._cursor.state.trace_id if self._cursor is not None else None
+        return self._state.trace_id if self._state is not None else None
 
-    def _start(self, response: httpx.Response, first: bytes) -> StreamCursor:
+    def _start(self, response: httpx.Response, first: bytes) -> StreamState:
         self._response = response
-        cursor = self._cursor = StreamCursor(
+        state = self._state = StreamState(
             trace_id=response.headers.get(TRACE_ID_HEADER), redact=self._redact
         )
-        _feed(cursor, first)
-        return cursor
+        self._take(state, first)
+        return state
+
+    def _take(self, state: StreamState, data: bytes | None) -> None:
+        """Hand one read to the state; ``None`` is the end of the body."""
+        if data is None:
+            state.finish()  # raises IncompleteStreamError unless [DONE] came
+        else:
+            self._ready = iter(state.feed(data))
 
 
 class ChatStream(_StreamBase):
@@ -82,7 +88,7 @@ class ChatStream(_StreamBase):
         """Read the rest of the stream and return the whole response."""
         for _ in self:
             pass
-        return _final(self._cursor)
+        return _final(self._state)
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self
@@ -91,29 +97,28 @@ class ChatStream(_StreamBase):
         if self._closed:
             raise StopIteration
         try:
-            cursor = self._cursor if self._cursor is not None else self._open()
-            while (chunk := cursor.pop()) is None:
-                if cursor.finished:
+            state = self._state if self._state is not None else self._open()
+            while (chunk := next(self._ready, None)) is None:
+                if state.response is not None:
                     self._drain()
                     raise StopIteration
-                self._pull(cursor)
+                self._take(state, self._read(state))
             return chunk
         except BaseException:
             self.close()
             raise
 
-    def _open(self) -> StreamCursor:
+    def _open(self) -> StreamState:
         response, chunks, first = self._send()
         self._bytes = chunks
         return self._start(response, first)
 
-    def _pull(self, cursor: StreamCursor) -> None:
+    def _read(self, state: StreamState) -> bytes | None:
         assert self._bytes is not None
         try:
-            data = next(self._bytes, None)
+            return next(self._bytes, None)
         except httpx.TransportError as exc:
-            raise _broken_stream(exc, cursor) from exc
-        _feed(cursor, data)
+            raise _broken_stream(exc, state) from exc
 
     def _drain(self) -> None:
         # Read past [DONE] to the end of the body: httpx drops a connection whose response was
@@ -132,7 +137,7 @@ class ChatStream(_StreamBase):
             self._response.close()
 
     def __enter__(self) -> ChatStream:
-        if self._cursor is None and not self._closed:
+        if self._state is None and not self._closed:
             try:
                 self._open()
             except BaseException:
@@ -168,7 +173,7 @@ class AsyncChatStream(_StreamBase):
         """Read the rest of the stream and return the whole response."""
         async for _ in self:
             pass
-        return _final(self._cursor)
+        return _final(self._state)
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self
@@ -177,29 +182,28 @@ class AsyncChatStream(_StreamBase):
         if self._closed:
             raise StopAsyncIteration
         try:
-            cursor = self._cursor if self._cursor is not None else await self._open()
-            while (chunk := cursor.pop()) is None:
-                if cursor.finished:
+            state = self._state if self._state is not None else await self._open()
+            while (chunk := next(self._ready, None)) is None:
+                if state.response is not None:
                     await self._drain()
                     raise StopAsyncIteration
-                await self._pull(cursor)
+                self._take(state, await self._read(state))
             return chunk
         except BaseException:
             await self.aclose()
             raise
 
-    async def _open(self) -> StreamCursor:
+    async def _open(self) -> StreamState:
         response, chunks, first = await self._send()
         self._bytes = chunks
         return self._start(response, first)
 
-    async def _pull(self, cursor: StreamCursor) -> None:
+    async def _read(self, state: StreamState) -> bytes | None:
         assert self._bytes is not None
         try:
-            data = await anext(self._bytes, None)
+            return await anext(self._bytes, None)
         except httpx.TransportError as exc:
-            raise _broken_stream(exc, cursor) from exc
-        _feed(cursor, data)
+            raise _broken_stream(exc, state) from exc
 
     async def _drain(self) -> None:
         # See ChatStream._drain.
@@ -219,7 +223,7 @@ class AsyncChatStream(_StreamBase):
             await self._response.aclose()
 
     async def __aenter__(self) -> AsyncChatStream:
-        if self._cursor is None and not self._closed:
+        if self._state is None and not self._closed:
             try:
                 await self._open()
             except BaseException:
@@ -245,24 +249,17 @@ def is_timeout(exc: BaseException) -> bool:
     return cause is None or isinstance(cause, TimeoutError) or "Timeout" in type(cause).__name__
 
 
-def _broken_stream(exc: httpx.TransportError, cursor: StreamCursor) -> APIError:
+def _broken_stream(exc: httpx.TransportError, state: StreamState) -> APIError:
     kind = type(exc).__name__
     if is_timeout(exc):
         return APITimeoutError(f"The stream timed out while reading ({kind}): {exc}")
     return IncompleteStreamError(
-        f"The stream broke before [DONE] ({kind}: {exc})", partial=cursor.partial()
+        f"The stream broke before [DONE] ({kind}: {exc})", partial=state.partial()
     )
 
 
-def _feed(cursor: StreamCursor, data: bytes | None) -> None:
-    if data is None:
-        cursor.end()
-    elif data:
-        cursor.feed(data)
-
-
-def _final(cursor: StreamCursor | None) -> ChatCompletion:
-    if cursor is None or cursor.response is None:
-        partial = cursor.partial() if cursor is not None else None
+def _final(state: StreamState | None) -> ChatCompletion:
+    if state is None or state.response is None:
+        partial = state.partial() if state is not None else None
         raise IncompleteStreamError("The stream was closed before it finished", partial=partial)
-    return cursor.response
+    return state.response

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,13 @@ from sfagent.exceptions import (
 )
 from sfagent.settings import ChatRequest
 from sfagent.testing import LoopbackServer, Reply, ScriptedToolCall
+from tests.client.scripted_http import Handler, scripted
 
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-FAKEKEY-async-0987654321-DO-NOT-LEAK"
 REQUEST = ChatRequest([{"role": "user", "content": "Hello"}], model="Qwen/Qwen3-8B")
 RETRYABLE = {429, 500, 502, 503, 504}
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 class FakeSleep:
@@ -59,20 +60,6 @@ async def mock_client(
         )
         async with client:
             yield client, sleep
-
-
-def scripted(*responses: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-    queue = list(responses)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        item = queue.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return handler, seen
 
 
 async def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +122,22 @@ async def test_stream_fixture_retried_before_first_byte(fixtures_dir: Path) -> N
     assert len(sleep.calls) == 1
     assert len(chunks) == 4
     assert (final.message.content, final.message.reasoning_content) == ("Hello", "We")
+
+
+async def test_requests_are_encoded_once_and_unencodable_ones_refused(
+    fixtures_dir: Path,
+) -> None:
+    dated = ChatRequest([{"role": "user", "content": "hi", "sent": datetime.date(2024, 1, 2)}])
+    bad = ChatRequest([{"role": "user", "content": "hi", "sent": object()}])
+    ok = httpx.Response(200, content=(fixtures_dir / "nonstream_tool_call.json").read_bytes())
+    handler, seen = scripted(ok)
+    async with mock_client(handler) as (client, _):
+        await client.complete(dated)
+        with pytest.raises(ConfigurationError, match=r"at messages\[0\]\.sent: .*object"):
+            await client.complete(bad)
+        with pytest.raises(ConfigurationError, match=r"at messages\[0\]\.sent: .*object"):
+            client.stream(bad)
+    assert [r.content for r in seen] == [dated.to_json()]
 
 
 async def test_unparseable_success_body() -> None:

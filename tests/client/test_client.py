@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,11 @@ from sfagent.exceptions import (
 )
 from sfagent.settings import ChatRequest
 from sfagent.testing import LoopbackServer, Reply, ScriptedToolCall
+from tests.client.scripted_http import Handler, scripted
 
 KEY = "sk-FAKEKEY-1234567890abcdef-DO-NOT-LEAK"
 REQUEST = ChatRequest([{"role": "user", "content": "Hello"}], model="Qwen/Qwen3-8B")
 RETRYABLE = {429, 500, 502, 503, 504}
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 @contextmanager
@@ -44,20 +45,6 @@ def mock_client(handler: Handler, **kwargs: Any) -> Iterator[tuple[SiliconFlow, 
         client = SiliconFlow(api_key=KEY, http_client=http, sleep=sleeps.append, **kwargs)
         with client:
             yield client, sleeps
-
-
-def scripted(*responses: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-    queue = list(responses)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        item = queue.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return handler, seen
 
 
 def ok_json(fixtures_dir: Path) -> httpx.Response:
@@ -139,6 +126,43 @@ def test_a_dict_request_is_sent_as_given(fixtures_dir: Path) -> None:
         client.complete(["not", "a", "request"])  # type: ignore[arg-type]
 
 
+class Opaque:
+    """A value JSON cannot carry."""
+
+
+DATED = ChatRequest(
+    [{"role": "user", "content": "Hello", "sent": datetime.date(2024, 1, 2)}], model="m"
+)
+UNENCODABLE = ChatRequest([{"role": "user", "content": "Hello"}, {"role": "user", "x": Opaque()}])
+
+
+def test_requests_are_encoded_like_chat_request_to_json(fixtures_dir: Path) -> None:
+    sse = (fixtures_dir / "stream_reasoning_r1.sse").read_bytes()
+    handler, seen = scripted(ok_json(fixtures_dir), httpx.Response(200, content=sse))
+    with mock_client(handler) as (client, _):
+        client.complete(DATED)
+        with client.stream(DATED) as stream:
+            stream.get_final_response()
+    assert seen[0].content == DATED.to_json()
+    assert json.loads(seen[0].content)["messages"][0]["sent"] == "2024-01-02"
+    assert json.loads(seen[1].content) == json.loads(DATED.to_json()) | {"stream": True}
+
+
+def test_a_value_json_cannot_carry_is_a_configuration_error() -> None:
+    handler, seen = scripted()
+    where = r"cannot be encoded as JSON at messages\[1\]\.x: .*Opaque"
+    with mock_client(handler) as (client, _):
+        with pytest.raises(ConfigurationError, match=where):
+            client.complete(UNENCODABLE)
+        with pytest.raises(ConfigurationError, match=where):
+            client.stream(UNENCODABLE)
+        with pytest.raises(ConfigurationError, match=r"at tools\[0\]\.when"):
+            client.complete({"model": "m", "messages": [], "tools": [{"when": Opaque()}]})
+    with pytest.raises(ConfigurationError, match=where):
+        UNENCODABLE.to_json()
+    assert seen == []
+
+
 def test_timeouts_default_client_and_per_call(fixtures_dir: Path) -> None:
     handler, seen = scripted(*(ok_json(fixtures_dir) for _ in range(3)))
     with mock_client(handler) as (client, _):
@@ -175,6 +199,24 @@ def test_error_object_with_status_200_is_a_typed_error() -> None:
         client.complete(REQUEST)
     assert info.value.code == 50505
     assert len(seen) == 1  # a 200 is not retried
+
+
+def test_an_error_object_beside_choices_with_status_200_is_a_typed_error() -> None:
+    # A top-level "error" object reports a failure even next to an id and choices (OpenRouter
+    # sends this shape); the stream layer reads such a chunk the same way.
+    body = {
+        "id": "gen-1",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}}],
+        "error": {"message": "Provider disconnected", "code": 502},
+    }
+    handler, _ = scripted(httpx.Response(200, json=body, headers={"x-siliconcloud-trace-id": "t"}))
+    with mock_client(handler) as (client, _), pytest.raises(InternalServerError) as info:
+        client.complete(REQUEST)
+    assert (info.value.status_code, info.value.message, info.value.trace_id) == (
+        502,
+        "Provider disconnected",
+        "t",
+    )
 
 
 # --- errors and retries ---------------------------------------------------------------------------

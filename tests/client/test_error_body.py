@@ -10,6 +10,7 @@ import pytest
 from sfagent.client.error_bodies import (
     MAX_MESSAGE_CHARS,
     error_from_response,
+    is_error_reply,
     parse_error_body,
     parse_json_body,
 )
@@ -24,6 +25,7 @@ from sfagent.exceptions import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from sfagent.messages import ChatCompletion, ChatCompletionChunk
 
 EXPECTED_CLASS = {
     400: BadRequestError,
@@ -133,3 +135,28 @@ def test_parse_json_body_passes_parsed_values_through() -> None:
     assert parse_json_body(value) is value
     assert parse_json_body(bytearray(b'{"a": 1}')) == {"a": 1}
     assert parse_json_body("not json") == "not json"
+
+
+CHOICE = {"index": 0, "message": {"role": "assistant", "content": "hi"}, "delta": {"content": "hi"}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ({"code": 50505, "message": "overloaded", "data": None}, True),
+        ({"error": {"message": "x", "type": "invalid_request_error"}}, True),
+        # where the stream's and the body's old rules disagreed: both now say error
+        ({"id": "c1", "choices": [], "code": 50505, "message": "overloaded"}, True),
+        ({"id": "c1", "choices": [CHOICE], "error": {"message": "x", "code": 502}}, True),
+        # answers
+        ({"id": "c1", "choices": [CHOICE]}, False),
+        ({"id": "c1", "choices": [CHOICE], "code": 0, "message": "success"}, False),
+        ({"id": "c1", "choices": [], "error": None}, False),
+        ({"error": "not an object"}, False),
+        ({"code": 50505}, False),
+        ({}, False),
+    ],
+)
+def test_one_rule_tells_an_error_from_an_answer(payload: dict[str, object], error: bool) -> None:
+    assert is_error_reply(ChatCompletion.model_validate(payload)) is error
+    assert is_error_reply(ChatCompletionChunk.model_validate(payload)) is error

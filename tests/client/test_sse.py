@@ -13,7 +13,7 @@ def _decode(*reads: bytes, close: bool = True) -> tuple[list[SSEEvent], SSEDecod
     decoder = SSEDecoder()
     events: list[SSEEvent] = []
     for data in reads:
-        events += decoder.feed(data)
+        events += decoder.decode(data)
     if close:
         events += decoder.close()
     return events, decoder

@@ -110,7 +110,7 @@ def test_crlf_fixture_split_anywhere_gives_the_same_events(cuts: list[int]) -> N
 
     def events(reads: list[bytes]) -> list[bytes]:
         decoder = SSEDecoder()
-        out = [e.data for r in reads for e in decoder.feed(r)]
+        out = [e.data for r in reads for e in decoder.decode(r)]
         return out + [e.data for e in decoder.close()]
 
     assert events(_split(body, cuts)) == events([body])

@@ -336,6 +336,48 @@ def test_errors_after_http_200_raise_typed_errors(
     assert error.message
 
 
+def test_a_code_and_message_with_an_id_but_no_choices_is_an_error() -> None:
+    # The rule a non-stream body always had: an id does not make SiliconFlow's error shape an
+    # answer, so the chunk is no longer skipped in silence.
+    state = StreamState(trace_id="t-2")
+    state.feed(_chunk({"content": "partial"}))
+    with pytest.raises(ServiceUnavailableError) as caught:
+        state.feed(_chunk(code=50505, message="Model service overloaded."))
+    assert (caught.value.code, caught.value.trace_id) == (50505, "t-2")
+
+
+def test_a_code_and_message_beside_choices_are_not_an_error() -> None:
+    completion = _run(_chunk({"content": "hi"}, code=0, message="success"), DONE)
+    assert completion.message.content == "hi"
+
+
+def test_errors_are_redacted_before_they_are_raised() -> None:
+    def redact(error: APIStatusError) -> APIStatusError:
+        error.message = error.message.replace("sk-secret", "***")
+        return error
+
+    for tail in (
+        b'data: {"code":20015,"message":"bad key sk-secret"}\n\n',
+        b'{"code":60000,"message":"bad key sk-secret"}',  # no line end: read by finish()
+    ):
+        state = StreamState(redact=redact)
+        with pytest.raises(APIStatusError) as caught:
+            _feed_and_finish(state, _chunk({"content": "a"}) + tail)
+        assert caught.value.message == "bad key ***"
+
+
+def test_the_response_is_ready_at_done_and_finish_returns_it() -> None:
+    state = StreamState()
+    state.feed(_chunk({"content": "a"}))
+    assert state.response is None
+    assert state.partial().message.content == "a"
+    assert state.partial().finish_reason is None
+    state.feed(_chunk({"content": "b"}) + DONE)
+    assert state.response is not None
+    assert state.response.message.content == "ab"
+    assert state.finish() is state.response
+
+
 def test_a_malformed_chunk_is_a_validation_error() -> None:
     with pytest.raises(
         APIResponseValidationError, match=r"not a chat\.completion\.chunk"
