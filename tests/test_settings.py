@@ -233,13 +233,13 @@ def test_a_body_that_is_not_json_is_a_configuration_error() -> None:
         ChatRequest([UserMessage(content="hi")], settings=settings).to_json()
 
 
-def test_tool_tuples_are_checked_once_but_every_new_one_is_checked() -> None:
+def test_plain_tool_lists_are_checked_every_time() -> None:
     from sfagent.exceptions import ConfigurationError
     from sfagent.settings import ChatRequest
 
     good = ({"type": "function", "function": {"name": "a"}},)
     ChatRequest([{"role": "user", "content": "x"}], tools=good)
-    ChatRequest([{"role": "user", "content": "x"}], tools=good)  # cached: same tuple
+    ChatRequest([{"role": "user", "content": "x"}], tools=good)
     bad = (
         {"type": "function", "function": {"name": "a"}},
         {"type": "function", "function": {"name": "a"}},
@@ -247,3 +247,16 @@ def test_tool_tuples_are_checked_once_but_every_new_one_is_checked() -> None:
     for _ in range(2):
         with pytest.raises(ConfigurationError, match="unique"):
             ChatRequest([{"role": "user", "content": "x"}], tools=bad)
+
+
+def test_checked_tools_are_checked_once_when_built() -> None:
+    from sfagent.exceptions import ConfigurationError
+    from sfagent.settings import ChatRequest, CheckedTools
+
+    schemas = ({"type": "function", "function": {"name": "a"}},)
+    checked = CheckedTools(schemas)
+    assert checked.names == frozenset({"a"})
+    body = ChatRequest([{"role": "user", "content": "x"}], tools=checked).to_body()
+    assert body["tools"] == list(schemas)
+    with pytest.raises(ConfigurationError, match="unique"):
+        CheckedTools(schemas * 2)

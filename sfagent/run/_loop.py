@@ -88,7 +88,7 @@ def start_state(
     if config.time_limit is not None:
         state.deadline = config.clock() + config.time_limit
     state.settings = _request_settings(config, state)
-    state.tools = tuple(config.tools.schemas) or None  # fixed for the run, checked once
+    state.tools = config.tools.request_tools or None  # checked once per ToolSet change
     return state
 
 

@@ -14,19 +14,17 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from sfagent.exceptions import UserError
-from sfagent.tools._arguments import problems_from_pydantic
+from sfagent.tools._arguments import problems_from_pydantic, strip_code_fence
 from sfagent.tools._json_schema import inline_refs, strip_titles
 
 OutputMode = Literal["json_schema", "json_object"]
 """How the answer's JSON is requested: the schema sent as ``response_format``, or only
 ``{"type": "json_object"}`` with the schema in the instructions."""
 
-_FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
-SCHEMA_MARKER = "matches this JSON schema: "
-"""Where the schema starts in `OutputSpec.instructions` (the offline demo model reads it)."""
+_SCHEMA_MARKER = "matches this JSON schema: "
 
 
 class OutputInvalid(ValueError):
@@ -68,7 +66,7 @@ class OutputSpec:
         schema = json.dumps(self.schema, ensure_ascii=False, separators=(",", ":"))
         return (
             "When you give your final answer, reply with only a JSON object (no prose, no code "
-            f"fence) that {SCHEMA_MARKER}{schema}"
+            f"fence) that {_SCHEMA_MARKER}{schema}"
         )
 
     def validate(self, content: str | None) -> Any:
@@ -77,10 +75,7 @@ class OutputSpec:
         Raises:
             OutputInvalid: the text is not JSON or does not match; the message says why.
         """
-        text = (content or "").strip()
-        fenced = _FENCE.match(text)
-        if fenced:
-            text = fenced.group(1).strip()
+        text = strip_code_fence((content or "").strip())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 from sfagent.messages import MessageBase
 from sfagent.result import RunResult, TurnRecord
 from sfagent.run._output import OutputMode, OutputSpec
-from sfagent.settings import ModelSettings
+from sfagent.settings import CheckedTools, ModelSettings
 from sfagent.tools import ToolSet
 from sfagent.usage import RunUsage
 
@@ -62,7 +62,7 @@ class RunState:
     output_attempts: int = 0
     deadline: float | None = None
     settings: ModelSettings | None = None
-    tools: tuple[dict[str, Any], ...] | None = None
+    tools: CheckedTools | None = None
     tool_choice_required: bool = False
     output_mode: OutputMode = "json_object"
     endpoint: Capabilities = field(default_factory=Capabilities)

@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sfagent.exceptions import ArgumentProblem
+from sfagent._text import shorten
+from sfagent.exceptions import ArgumentProblem, ToolArgumentsError
+
+Arguments = str | bytes | Mapping[str, Any] | None
+"""The model's arguments: the JSON text it sent, or an already-parsed object."""
+
+CallArgs = tuple[tuple[Any, ...], dict[str, Any]]
+"""What a tool's function is called with: positional and keyword arguments."""
 
 _FENCE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
 # Outside strings only (see _repair_tokens): Python literals and commas before a closer.
@@ -31,7 +38,25 @@ class ArgumentsParseError(ValueError):
         self.problem = problem
 
 
-def parse_arguments(arguments: str | bytes | Mapping[str, Any] | None) -> dict[str, Any]:
+def strip_code_fence(text: str) -> str:
+    """The inside of a Markdown code fence (```json ... ```) around all of `text`, else `text`."""
+    fenced = _FENCE.match(text)
+    return fenced.group(1).strip() if fenced else text
+
+
+def tool_arguments(arguments: Arguments, *, tool_name: str) -> dict[str, Any]:
+    """`parse_arguments` for a call of `tool_name`.
+
+    Raises:
+        ToolArgumentsError: the text is not a JSON object, even after the safe repairs.
+    """
+    try:
+        return parse_arguments(arguments)
+    except ArgumentsParseError as exc:
+        raise ToolArgumentsError(tool_name, [exc.problem]) from None
+
+
+def parse_arguments(arguments: Arguments) -> dict[str, Any]:
     """Turn the model's `arguments` (JSON text or an already-parsed object) into a dict.
 
     Raises:
@@ -57,7 +82,7 @@ def parse_arguments(arguments: str | bytes | Mapping[str, Any] | None) -> dict[s
     except RecursionError:
         # A degenerate output ("[[[[..." repeated) must not crash the caller.
         raise ArgumentsParseError(
-            ArgumentProblem("", "the JSON is nested too deeply", got=_shorten(text))
+            ArgumentProblem("", "the JSON is nested too deeply", got=shorten(text, _MAX_GOT))
         ) from None
     if isinstance(value, str) and value.strip().startswith("{"):
         # Double-encoded: a JSON string whose content is the object.
@@ -71,9 +96,7 @@ def parse_arguments(arguments: str | bytes | Mapping[str, Any] | None) -> dict[s
 
 
 def _load_repaired(text: str, error: json.JSONDecodeError) -> Any:
-    fenced = _FENCE.match(text)
-    candidate = fenced.group(1).strip() if fenced else text
-    candidate = _repair_tokens(candidate)
+    candidate = _repair_tokens(strip_code_fence(text))
     if candidate != text:
         try:
             return json.loads(candidate)
@@ -83,7 +106,7 @@ def _load_repaired(text: str, error: json.JSONDecodeError) -> Any:
         ArgumentProblem(
             "",
             f"malformed JSON ({error.msg} at line {error.lineno} column {error.colno})",
-            got=_shorten(text),
+            got=shorten(text, _MAX_GOT),
         )
     )
 
@@ -106,11 +129,7 @@ def render_value(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         text = repr(value)
-    return _shorten(text)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= _MAX_GOT else text[: _MAX_GOT - 1] + "…"
+    return shorten(text, _MAX_GOT)
 
 
 def problems_from_pydantic(errors: Iterable[Mapping[str, Any]]) -> list[ArgumentProblem]:

@@ -1,4 +1,4 @@
-"""`@tool` and `Tool`: Python callables as checked `tools` entries, run safely.
+"""`@tool`, `Tool` and `ToolOptions`: Python callables as checked `tools` entries, run safely.
 
 A `Tool` is built once, when it is defined: its JSON schema is generated, checked against the
 JSON Schema meta-schema, and kept together with the validator made from the same definition.
@@ -9,92 +9,127 @@ calls the function with real Python values (model instances, `datetime`s, enum m
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
-import re
-import sys
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Generic, ParamSpec, TypedDict, TypeVar, cast, overload
+
+from typing_extensions import Unpack
 
 from sfagent.context import RunContext
 from sfagent.exceptions import ToolDefinitionError, ToolOutputError, UserError
-from sfagent.tools._binders import ArgumentBinder, JsonSchemaBinder, ModelBinder
-from sfagent.tools._json_schema import JSONSchema, check_meta_schema
+from sfagent.settings import MAX_TOOLS, TOOL_NAME_PATTERN, tool_name_problem
+from sfagent.tools._arguments import Arguments, CallArgs
+from sfagent.tools._json_schema import JSONSchema
+from sfagent.tools._parameters import GivenSchema, ParametersSchema
 from sfagent.tools._signature import function_schema
 
-__all__ = ["MAX_TOOLS", "NAME_PATTERN", "Tool", "tool", "tool_result_text"]
+__all__ = [
+    "MAX_TOOLS",
+    "NAME_PATTERN",
+    "SchemaToolKwargs",
+    "Tool",
+    "ToolKwargs",
+    "ToolOptions",
+    "tool",
+    "tool_result_text",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-"""Tool names SiliconFlow (and OpenAI) accept."""
+NAME_PATTERN = TOOL_NAME_PATTERN
+"""Tool names SiliconFlow (and OpenAI) accept (`sfagent.settings.TOOL_NAME_PATTERN`)."""
 
-MAX_TOOLS = 128
-"""The most tools one request may carry on SiliconFlow."""
 
-Arguments = str | bytes | Mapping[str, Any] | None
-"""The model's arguments: the JSON text it sent, or an already-parsed object."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ToolOptions:
+    """How a tool is named, described and run: the options `tool`, `Tool` and `from_schema` take.
+
+    Checked when built. Each entry point takes them as keyword arguments (`ToolKwargs`); a
+    `Tool` keeps them as `Tool.options`, with its name and description filled in.
+
+    Attributes:
+        name: The tool's name (1-64 letters, digits, `_` or `-`); defaults to the function's.
+        description: Overrides the docstring's summary and long description.
+        strict: Emit a strict-mode schema (`"strict": true`); shapes strict mode cannot
+            express are refused when the tool is defined, not by the API later.
+        requires_approval: In an agent run, ask the approval callback before each call.
+        timeout: In an agent run, seconds a call may take before a timeout is reported to
+            the model (a sync tool's thread cannot be killed; its result is discarded).
+        max_retries: In an agent run, failed calls tolerated before the run ends with
+            `ToolRetriesExceeded` (``None``: the agent's `tool_retries`).
+        sequential: In an agent run, never run this tool's calls beside other calls.
+
+    Raises:
+        ToolDefinitionError: an invalid name, a timeout that is not positive, or a negative
+            `max_retries`.
+    """
+
+    name: str | None = None
+    description: str | None = None
+    strict: bool = False
+    requires_approval: bool = False
+    timeout: float | None = None
+    max_retries: int | None = None
+    sequential: bool = False
+
+    def __post_init__(self) -> None:
+        problem = tool_name_problem(self.name) if self.name is not None else None
+        if problem:
+            raise ToolDefinitionError(f"{problem} (pass name=... to choose one)")
+        which = f"tool '{self.name}': " if self.name else ""
+        if self.timeout is not None and not self.timeout > 0:
+            raise ToolDefinitionError(f"{which}timeout must be > 0, got {self.timeout!r}")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ToolDefinitionError(f"{which}max_retries must be >= 0, got {self.max_retries!r}")
+
+
+# The keyword forms of `ToolOptions`, for type checkers: Python's typing can type `**kwargs`
+# only from a TypedDict (PEP 692), not from a dataclass's fields, so the names appear twice.
+class SchemaToolKwargs(TypedDict, total=False):
+    """The `ToolOptions` `Tool.from_schema` takes as keywords, besides name and description."""
+
+    strict: bool
+    requires_approval: bool
+    timeout: float | None
+    max_retries: int | None
+    sequential: bool
+
+
+class ToolKwargs(SchemaToolKwargs, total=False):
+    """Every `ToolOptions` field as a keyword argument: what `tool(...)` and `Tool(...)` take."""
+
+    name: str | None
+    description: str | None
 
 
 class Tool(Generic[P, R]):
     """A function the model can call: its `tools` schema plus a safe way to run its calls.
 
-    Make one with `@tool`, `tool(fn)`, `Tool(fn)`, or `Tool.from_schema(...)` for a schema that
-    comes from elsewhere. The tool stays callable like the original function.
+    Make one with `@tool`, `tool(fn)`, `Tool(fn, **options)`, or `Tool.from_schema(...)` for a
+    schema that comes from elsewhere. The tool stays callable like the original function.
 
     Attributes:
         name: The name the model calls it by.
         description: What it does, for the model.
         parameters: The JSON schema of its arguments.
-        strict: Whether the schema follows OpenAI's strict-mode rules and says so.
+        options: The `ToolOptions` it was made with, name and description filled in; `strict`,
+            `requires_approval`, `timeout`, `max_retries` and `sequential` read them.
         is_async: Whether calling the function returns a coroutine.
         takes_context: Whether the function takes a `RunContext` parameter.
-        requires_approval: An agent asks its approval callback before running a call.
-        timeout: Seconds an agent lets one call run before reporting a timeout to the model.
-        max_retries: Failed calls an agent tolerates in a run before giving up (``None``: the
-            agent's default).
-        sequential: An agent runs this tool's calls alone, never beside other calls.
     """
 
     name: str
     description: str
     parameters: JSONSchema
-    strict: bool
+    options: ToolOptions
     is_async: bool
     takes_context: bool
 
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        strict: bool = False,
-        requires_approval: bool = False,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        sequential: bool = False,
-    ) -> None:
-        if not callable(fn):
-            raise ToolDefinitionError(f"a tool needs a callable, got {type(fn).__name__}")
-        tool_name = _checked_name(name if name is not None else _callable_name(fn))
-        spec = function_schema(
-            fn, tool_name=tool_name, strict=strict, local_names=_definer_locals()
-        )
-        self._setup(
-            fn,
-            name=tool_name,
-            description=description if description is not None else spec.description,
-            parameters=spec.parameters,
-            strict=strict,
-            binder=ModelBinder(spec, tool_name=tool_name),
-            unbound=spec.bound_self,
-        )
-        self._set_run_options(requires_approval, timeout, max_retries, sequential)
-        self.takes_context = spec.context_param is not None
-        functools.update_wrapper(self, fn)
+    def __init__(self, fn: Callable[P, R], /, **options: Unpack[ToolKwargs]) -> None:
+        self._define(fn, ToolOptions(**options))
 
     @classmethod
     def from_schema(
@@ -105,11 +140,7 @@ class Tool(Generic[P, R]):
         name: str,
         description: str,
         parameters: Mapping[str, Any] | None = None,
-        strict: bool = False,
-        requires_approval: bool = False,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        sequential: bool = False,
+        **options: Unpack[SchemaToolKwargs],
     ) -> Tool[..., Any]:
         """Make a tool from a hand-written (or imported) JSON schema.
 
@@ -121,81 +152,76 @@ class Tool(Generic[P, R]):
             name: The tool's name (`^[a-zA-Z0-9_-]{1,64}$`).
             description: What the tool does, for the model.
             parameters: An `object` JSON schema; `None` means no arguments.
-            strict: Mark the schema strict (it must already follow strict-mode rules).
-            requires_approval: See `tool`.
-            timeout: See `tool`.
-            max_retries: See `tool`.
-            sequential: See `tool`.
+            **options: The other `ToolOptions`; `strict=True` only marks the schema strict
+                (it must already follow strict-mode rules).
 
         Raises:
             ToolDefinitionError: a bad name or a schema that is not valid JSON Schema.
         """
-        if not callable(fn):
-            raise ToolDefinitionError(f"a tool needs a callable, got {type(fn).__name__}")
-        tool_name = _checked_name(name)
-        schema = copy.deepcopy(dict(parameters)) if parameters is not None else {}
-        schema.setdefault("type", "object")
-        schema.setdefault("properties", {})
-        check_meta_schema(schema, tool_name=tool_name)
+        settings = ToolOptions(name=name, description=description, **options)
         self: Tool[..., Any] = cls.__new__(cls)
-        self._setup(
-            fn,
-            name=tool_name,
-            description=description,
-            parameters=schema,
-            strict=strict,
-            binder=JsonSchemaBinder(schema, tool_name=tool_name),
-            unbound=False,
-        )
-        self.takes_context = False
-        self._set_run_options(requires_approval, timeout, max_retries, sequential)
+        self._define(fn, settings, GivenSchema(parameters, tool_name=name))
         return self
 
-    def _set_run_options(
-        self,
-        requires_approval: bool,
-        timeout: float | None,
-        max_retries: int | None,
-        sequential: bool,
+    def _define(
+        self, fn: Callable[..., Any], options: ToolOptions, given: GivenSchema | None = None
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ToolDefinitionError(f"tool '{self.name}': timeout must be > 0, got {timeout!r}")
-        if max_retries is not None and max_retries < 0:
-            raise ToolDefinitionError(
-                f"tool '{self.name}': max_retries must be >= 0, got {max_retries!r}"
-            )
-        self.requires_approval = requires_approval
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.sequential = sequential
-
-    def _setup(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str,
-        description: str,
-        parameters: JSONSchema,
-        strict: bool,
-        binder: ArgumentBinder,
-        unbound: bool,
-    ) -> None:
-        self._fn = fn
-        self._binder = binder
-        self._unbound = unbound
+        if not callable(fn):
+            raise ToolDefinitionError(f"a tool needs a callable, got {type(fn).__name__}")
+        name = options.name if options.name is not None else _callable_name(fn)
+        if options.name is None:
+            options = dataclasses.replace(options, name=name)  # checks the name it falls back to
+        spec: ParametersSchema
+        if given is None:
+            signature = function_schema(fn, tool_name=name, strict=options.strict)
+            spec, unbound, docstring = signature, signature.bound_self, signature.description
+        else:
+            spec, unbound, docstring = given, False, ""
+        description = options.description if options.description is not None else docstring
+        self.options = dataclasses.replace(options, description=description)
         self.name = name
         self.description = description
-        self.parameters = parameters
-        self.strict = strict
+        self.parameters = spec.parameters
+        self.takes_context = spec.takes_context
         self.is_async = _is_async(fn)
+        self._fn = fn
+        self._spec = spec
+        self._unbound = unbound
         function: dict[str, Any] = {
             "name": name,
             "description": description,
-            "parameters": parameters,
+            "parameters": spec.parameters,
         }
-        if strict:
+        if options.strict:
             function["strict"] = True
         self._schema: dict[str, Any] = {"type": "function", "function": function}
+        if given is None:
+            functools.update_wrapper(self, fn)
+
+    @property
+    def strict(self) -> bool:
+        """Whether the schema follows OpenAI's strict-mode rules and says so."""
+        return self.options.strict
+
+    @property
+    def requires_approval(self) -> bool:
+        """An agent asks its approval callback before running a call."""
+        return self.options.requires_approval
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds an agent lets one call run before reporting a timeout to the model."""
+        return self.options.timeout
+
+    @property
+    def max_retries(self) -> int | None:
+        """Failed calls an agent tolerates in a run before giving up (``None``: its default)."""
+        return self.options.max_retries
+
+    @property
+    def sequential(self) -> bool:
+        """An agent runs this tool's calls alone, never beside other calls."""
+        return self.options.sequential
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -222,9 +248,7 @@ class Tool(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r}, strict={self.strict}, is_async={self.is_async})"
 
-    def bind(
-        self, arguments: Arguments, *, context: RunContext[Any] | None = None
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def bind(self, arguments: Arguments, *, context: RunContext[Any] | None = None) -> CallArgs:
         """Parse and validate the model's arguments into the call's `(args, kwargs)`.
 
         Raises:
@@ -239,7 +263,7 @@ class Tool(Generic[P, R]):
             raise UserError(
                 f"tool '{self.name}' takes a RunContext; pass context=RunContext(deps=...)"
             )
-        return self._binder.bind(arguments, context)
+        return self._spec.bind(arguments, context)
 
     def invoke(self, arguments: Arguments = None, *, context: RunContext[Any] | None = None) -> Any:
         """Run the model's call: validate `arguments` (JSON text or a dict), then call the tool.
@@ -291,14 +315,6 @@ def _run_awaitable(name: str, awaitable: Awaitable[Any]) -> Any:
     raise UserError(f"tool '{name}' is async; inside an event loop use `await tool.ainvoke(...)`")
 
 
-def _definer_locals() -> dict[str, Any]:
-    """Local names of the code that defined the tool (the first frame outside sfagent)."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("sfagent."):
-        frame = frame.f_back  # type: ignore[assignment]
-    return frame.f_locals if frame is not None else {}
-
-
 def _callable_name(fn: Callable[..., Any]) -> str:
     target: Any = fn
     while isinstance(target, functools.partial):
@@ -307,15 +323,6 @@ def _callable_name(fn: Callable[..., Any]) -> str:
     if name is None:
         name = type(target).__name__  # a callable instance: its class names it
     return str(name)
-
-
-def _checked_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ToolDefinitionError(
-            f"invalid tool name {name!r}: names must be 1-64 characters of letters, digits, "
-            "'_' or '-' (pass name=... to choose one)"
-        )
-    return name
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -329,68 +336,42 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 @overload
-def tool(fn: Callable[P, R], /) -> Tool[P, R]: ...
+def tool(fn: Callable[P, R], /, **options: Unpack[ToolKwargs]) -> Tool[P, R]: ...
 
 
 @overload
-def tool(
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    strict: bool = False,
-    requires_approval: bool = False,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    sequential: bool = False,
-) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
+def tool(**options: Unpack[ToolKwargs]) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
 def tool(
-    fn: Callable[P, R] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    strict: bool = False,
-    requires_approval: bool = False,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    sequential: bool = False,
+    fn: Callable[P, R] | None = None, /, **options: Unpack[ToolKwargs]
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
-    """Turn a function into a `Tool`: `@tool`, `@tool(name=..., strict=True)` or `tool(fn)`.
+    """Turn a function into a `Tool`: `@tool`, `@tool(name=..., strict=True)` or `tool(fn, ...)`.
 
     Args:
         fn: A sync or async function, a bound method or another callable.
-        name: The tool's name; defaults to the function's.
-        description: Overrides the docstring's summary and long description.
-        strict: Emit a strict-mode schema (`"strict": true`); shapes strict mode cannot
-            express are refused here, not by the API later.
-        requires_approval: In an agent run, ask the approval callback before each call.
-        timeout: In an agent run, seconds a call may take before a timeout is reported to
-            the model (a sync tool's thread cannot be killed; its result is discarded).
-        max_retries: In an agent run, failed calls tolerated before the run ends with
-            `ToolRetriesExceeded` (default: the agent's `tool_retries`).
-        sequential: In an agent run, never run this tool's calls beside other calls.
+        **options: `ToolOptions` fields: `name` (default: the function's), `description`
+            (default: from the docstring), `strict`, `requires_approval`, `timeout`,
+            `max_retries`, `sequential`.
 
     Raises:
-        ToolDefinitionError: the function cannot be described as a tool; the message says why.
+        ToolDefinitionError: the function cannot be described as a tool, or an option is
+            invalid (when the decorator is made); the message says why.
     """
-    options: dict[str, Any] = {
-        "name": name,
-        "description": description,
-        "strict": strict,
-        "requires_approval": requires_approval,
-        "timeout": timeout,
-        "max_retries": max_retries,
-        "sequential": sequential,
-    }
+    checked = ToolOptions(**options)
     if fn is not None:
-        return Tool(fn, **options)
+        return _new_tool(fn, checked)
 
     def decorate(func: Callable[P, R]) -> Tool[P, R]:
-        return Tool(func, **options)
+        return _new_tool(func, checked)
 
     return decorate
+
+
+def _new_tool(fn: Callable[P, R], options: ToolOptions) -> Tool[P, R]:
+    made: Tool[P, R] = Tool.__new__(Tool)
+    made._define(fn, options)
+    return made
 
 
 def tool_result_text(value: Any) -> str:

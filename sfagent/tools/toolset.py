@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sfagent.exceptions import ToolDefinitionError
-from sfagent.tools.tool import MAX_TOOLS, Tool, tool
+from sfagent.settings import CheckedTools, tool_count_problem
+from sfagent.tools.tool import Tool, tool
 
 __all__ = ["ToolSet"]
 
@@ -15,12 +16,14 @@ class ToolSet:
     """An ordered collection of tools with unique, valid names: what a request carries.
 
     Plain callables are turned into tools with `tool()`. Refuses more than 128 tools
-    (SiliconFlow's limit) and duplicate names, when they are added.
+    (SiliconFlow's limit) and duplicate names, when they are added, so the request's `tools`
+    it makes (`request_tools`) need no check per request.
     """
 
     def __init__(self, tools: Iterable[Tool[..., Any] | Callable[..., Any]] = ()) -> None:
         self._tools: dict[str, Tool[..., Any]] = {}
         self._schemas: list[dict[str, Any]] | None = None
+        self._request_tools: CheckedTools | None = None
         for item in tools:
             self.add(item)
 
@@ -36,12 +39,11 @@ class ToolSet:
                 f"duplicate tool name '{new.name}': tool names must be unique in a request "
                 "(pass name=... to rename one)"
             )
-        if len(self._tools) >= MAX_TOOLS:
-            raise ToolDefinitionError(
-                f"too many tools: a request may carry at most {MAX_TOOLS} (adding '{new.name}')"
-            )
+        problem = tool_count_problem(len(self._tools) + 1)
+        if problem:
+            raise ToolDefinitionError(f"{problem} (adding '{new.name}')")
         self._tools[new.name] = new
-        self._schemas = None
+        self._schemas = self._request_tools = None
         return new
 
     @property
@@ -50,6 +52,13 @@ class ToolSet:
         if self._schemas is None:
             self._schemas = [t.schema for t in self._tools.values()]
         return self._schemas
+
+    @property
+    def request_tools(self) -> CheckedTools:
+        """The `tools` a `ChatRequest` carries: checked once per change, never per request."""
+        if self._request_tools is None:
+            self._request_tools = CheckedTools(tuple(self.schemas))
+        return self._request_tools
 
     @property
     def names(self) -> list[str]:

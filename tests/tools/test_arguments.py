@@ -129,3 +129,18 @@ def test_hand_made_schema_reports_every_problem() -> None:
     assert any("'id' is a required property" in m for m in messages)
     assert any("tags" in m and "not of type 'array'" in m for m in messages)
     assert any("extra" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("text", "inside"),
+    [
+        ('```json\n{"a": 1}\n```', '{"a": 1}'),
+        ('```\n{"a": 1}```', '{"a": 1}'),
+        ('{"a": 1}', '{"a": 1}'),
+        ('say ```{"a": 1}```', 'say ```{"a": 1}```'),  # only a fence around all of it
+    ],
+)
+def test_code_fence_is_stripped_only_around_the_whole_text(text: str, inside: str) -> None:
+    from sfagent.tools._arguments import strip_code_fence
+
+    assert strip_code_fence(text) == inside

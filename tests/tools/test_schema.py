@@ -331,6 +331,39 @@ def test_strict_refuses_shapes_it_cannot_express(annotation: Any, message: str) 
         _param_schema(annotation, strict=True)
 
 
+def test_strict_refusal_names_where_the_shape_is() -> None:
+    with pytest.raises(ToolDefinitionError, match=r"parameters\.x\[1\] is a free-form mapping"):
+        _param_schema(int | dict[str, int], strict=True)
+    from sfagent.tools._json_schema import make_strict
+
+    nested = {"type": "object", "properties": {"street": {"description": "Any value."}}}
+    schema = {"type": "object", "properties": {"x": {"type": "array", "items": nested}}}
+    with pytest.raises(ToolDefinitionError, match=r"parameters\.x\.street accepts any value"):
+        make_strict(schema, tool_name="t")
+
+
+def test_the_walker_copies_and_leaves_data_and_names_alone() -> None:
+    from sfagent.tools._json_schema import walk_schema
+
+    schema = {
+        "properties": {"title": {"title": "T", "default": {"title": "kept"}}},
+        "enum": [{"title": "kept"}],
+        "anyOf": [{"title": "A"}],
+    }
+    seen: list[dict[str, Any]] = []
+
+    def visit(node: dict[str, Any], descend: Any) -> Any:
+        seen.append(node)
+        return descend(node)
+
+    copy = walk_schema(schema, visit)
+    assert copy == schema
+    assert copy is not schema
+    assert copy["anyOf"][0] is not schema["anyOf"][0]
+    # Schema objects only: the root, the property named "title", the anyOf option.
+    assert seen == [schema, schema["properties"]["title"], schema["anyOf"][0]]
+
+
 def test_strict_null_means_default() -> None:
     @tool(strict=True)
     def book(city: str, nights: int = 2, rooms: list[Address] | None = None) -> tuple[Any, ...]:
@@ -359,6 +392,26 @@ def test_hand_made_schema_is_meta_checked() -> None:
 def test_hand_made_schema_must_be_an_object() -> None:
     with pytest.raises(ToolDefinitionError, match="type 'object'"):
         Tool.from_schema(lambda: None, name="x", description="d", parameters={"type": "array"})
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid"),
+    [
+        ({"required": ["a"]}, {"required": True}),
+        ({"properties": {"q": {"type": "string"}}}, {"properties": [{"type": "string"}]}),
+    ],
+)
+def test_a_cached_valid_shape_never_lets_an_invalid_schema_through(
+    valid: dict[str, Any], invalid: dict[str, Any]
+) -> None:
+    def with_property(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": {"x": schema}}
+
+    Tool.from_schema(lambda **kw: kw, name="ok", description="d", parameters=with_property(valid))
+    with pytest.raises(ToolDefinitionError, match="invalid JSON schema at properties/x"):
+        Tool.from_schema(
+            lambda **kw: kw, name="bad", description="d", parameters=with_property(invalid)
+        )
 
 
 def test_every_generated_schema_passes_the_meta_schema() -> None:
@@ -418,9 +471,9 @@ META_CORPUS: list[Any] = [
 
 @pytest.mark.parametrize("schema", META_CORPUS, ids=lambda s: str(s)[:40])
 def test_fast_meta_check_agrees_with_the_official_meta_schema(schema: Any) -> None:
-    from sfagent.tools._json_schema import _meta_validator
+    from sfagent.tools._meta_schema import meta_validator
 
-    fast = _meta_validator()
+    fast = meta_validator()
     assert fast.schema is not Draft202012Validator.META_SCHEMA  # the flattened one is in use
     official = Draft202012Validator(Draft202012Validator.META_SCHEMA)
     assert fast.is_valid(schema) == official.is_valid(schema)

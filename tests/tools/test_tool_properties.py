@@ -812,3 +812,35 @@ def _has_field_description(annotation: Any) -> bool:
     return any(getattr(m, "description", None) for m in meta) or any(
         _has_field_description(a) for a in get_args(annotation)
     )
+
+
+# --- the meta-check's cache never changes its verdict --------------------------------------------
+
+_SCHEMA_KEYS = st.sampled_from(
+    ["type", "properties", "$defs", "title", "default", "enum", "const", "items", "anyOf",
+     "required", "description", "additionalProperties", "minimum", "examples", "pattern"]
+)  # fmt: skip
+_SCHEMA_LEAVES = st.none() | st.booleans() | st.integers(-2, 3) | st.text(max_size=3)
+_SCHEMA_LIKE = st.recursive(
+    _SCHEMA_LEAVES | st.sampled_from(["object", "string", "integer"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_SCHEMA_KEYS, inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@LONG
+@given(properties=st.lists(st.dictionaries(st.text(max_size=2), _SCHEMA_LIKE, max_size=3)))
+def test_meta_check_with_its_cache_agrees_with_the_official_meta_schema(
+    properties: list[dict[str, Any]],
+):
+    # Several schemas in a row, so shapes cached by one are reused by the next.
+    official = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    for i, props in enumerate(properties):
+        parameters = {"type": "object", "properties": props}
+        try:
+            Tool.from_schema(lambda **kw: kw, name=f"t{i}", description="", parameters=parameters)
+        except ToolDefinitionError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == official.is_valid(parameters), parameters

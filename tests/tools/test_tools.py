@@ -27,6 +27,7 @@ from sfagent import (
     tool,
     tool_result_text,
 )
+from sfagent.tools import ToolOptions
 
 
 class Unit(enum.Enum):
@@ -109,6 +110,69 @@ def test_invalid_names_are_refused(name: str) -> None:
         tool(name=name)(weather)
 
 
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    # A `$`-anchored pattern matched with `.match` lets "abc\n" through; names are fullmatched.
+    with pytest.raises(ToolDefinitionError, match="invalid tool name"):
+        tool(name="weather\n")(weather)
+
+
+def test_name_rules_are_the_request_rules() -> None:
+    from sfagent import settings, tools
+
+    assert tools.NAME_PATTERN is settings.TOOL_NAME_PATTERN
+    assert tools.MAX_TOOLS == settings.MAX_TOOLS == 128
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": 0}, "timeout must be > 0, got 0"),
+        ({"timeout": -1.5, "name": "slow"}, "tool 'slow': timeout must be > 0"),
+        ({"max_retries": -1}, "max_retries must be >= 0, got -1"),
+        ({"name": "has space"}, "invalid tool name 'has space'"),
+    ],
+)
+def test_options_are_checked_when_the_decorator_is_made(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ToolDefinitionError, match=message):
+        tool(**options)
+    with pytest.raises(ToolDefinitionError, match=message):
+        Tool(weather, **options)
+    with pytest.raises(ToolDefinitionError, match=message):
+        ToolOptions(**options)
+
+
+def test_a_tool_keeps_its_options_with_name_and_description_filled_in() -> None:
+    t = tool(weather, timeout=5, sequential=True)
+    assert t.options == ToolOptions(
+        name="weather", description="Get the weather.", timeout=5, sequential=True
+    )
+    assert (t.timeout, t.sequential, t.requires_approval, t.max_retries, t.strict) == (
+        5,
+        True,
+        False,
+        None,
+        False,
+    )
+    renamed = tool(name="forecast", description="Forecast.", requires_approval=True)(weather)
+    assert renamed.options.name == renamed.name == "forecast"
+    assert renamed.options.description == renamed.description == "Forecast."
+    assert renamed.requires_approval
+
+
+def test_schema_tools_take_the_same_options() -> None:
+    t = Tool.from_schema(
+        lambda: 1, name="one", description="One.", max_retries=2, timeout=1.5, strict=True
+    )
+    assert t.options == ToolOptions(
+        name="one", description="One.", max_retries=2, timeout=1.5, strict=True
+    )
+    assert t.schema["function"]["strict"] is True
+    with pytest.raises(ToolDefinitionError, match="max_retries must be >= 0"):
+        Tool.from_schema(lambda: 1, name="one", description="One.", max_retries=-2)
+
+
 def test_lambda_needs_a_name() -> None:
     with pytest.raises(ToolDefinitionError, match="pass name="):
         tool(lambda x: x)
@@ -175,6 +239,31 @@ def test_callable_instance_and_partial() -> None:
     square = tool(functools.partial(power, exponent=2), name="square")
     assert square.invoke('{"base": 7}') == 49
     assert square.description == "Raise to a power."
+
+
+class Shelf:
+    class Size(enum.Enum):  # a name of the class body only
+        S = "s"
+        L = "l"
+
+    @tool
+    def pick(self, size: Size) -> str:  # with postponed annotations: the text "Size"
+        return str(size.value)
+
+
+def test_a_type_local_to_the_class_body_resolves() -> None:
+    assert Shelf().pick.invoke('{"size": "l"}') == "l"
+
+
+def test_a_module_level_function_is_resolved_without_reading_frames() -> None:
+    from sfagent.tools._signature import _defining_scope
+
+    def nested(when: dt.date) -> None:
+        return None
+
+    assert _defining_scope(weather) is None  # its globals are its whole scope
+    assert _defining_scope(functools.partial(weather, "Rome")) is None
+    assert _defining_scope(nested) is not None  # may name this test's locals
 
 
 def test_positional_only_parameters_are_passed_positionally() -> None:
@@ -327,6 +416,39 @@ def test_toolset_schemas_follow_changes() -> None:
     assert tools.schemas == []
     tools.add(weather)
     assert len(tools.schemas) == 1
+
+
+def test_toolset_request_tools_are_checked_once_per_change() -> None:
+    tools = ToolSet([weather])
+    first = tools.request_tools
+    assert tools.request_tools is first  # kept until the set changes
+    assert list(first) == tools.schemas
+    assert first.names == {"weather"}
+    tools.add(_make_tool(1))
+    assert tools.request_tools is not first
+    assert tools.request_tools.names == {"weather", "t1"}
+    assert len(ToolSet().request_tools) == 0
+
+
+def test_a_request_carrying_a_toolset_does_not_check_its_tools_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sfagent import settings
+    from sfagent.messages import UserMessage
+
+    tools = ToolSet([weather, _make_tool(1)])
+    checked = tools.request_tools
+
+    def fail(_: Any) -> frozenset[str]:
+        raise AssertionError("checked again")
+
+    monkeypatch.setattr(settings, "_check_tools", fail)
+    choice = settings.ModelSettings(tool_choice={"type": "function", "function": {"name": "t1"}})
+    request = settings.ChatRequest([UserMessage(content="hi")], tools=checked, settings=choice)
+    assert request.to_body()["tools"] == tools.schemas
+    bad = settings.ModelSettings(tool_choice={"type": "function", "function": {"name": "x"}})
+    with pytest.raises(settings.ConfigurationError, match="not among the tools"):
+        settings.ChatRequest([UserMessage(content="hi")], tools=checked, settings=bad)
 
 
 # --- results as text ---------------------------------------------------------------------------
