@@ -42,10 +42,14 @@ class TurnRecord:
     Attributes:
         response: The model's response.
         tool_calls: The calls run (or refused) after it, in call order.
+        incomplete: The request was cut off (the run's time ran out while it streamed):
+            `response` holds what had arrived, with no finish reason, and nothing of it is in
+            the run's messages.
     """
 
     response: ChatCompletion
     tool_calls: tuple[ToolCallRecord, ...] = ()
+    incomplete: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sfagent.exceptions import (
     AgentRunError,
     APIError,
     BadRequestError,
+    BudgetExceeded,
     ModelRequestError,
     OutputValidationError,
     StopRun,
@@ -153,11 +154,28 @@ def _request(
     except APIError as exc:
         if _downgrade(config, state, exc):
             return None
+        if state.deadline is not None and config.clock() >= state.deadline:
+            raise _out_of_time(config, state, exc) from exc
         raise ModelRequestError(
             f"the model request failed: {exc}", error=exc, result=state.partial()
         ) from exc
     state.turn += 1
     return response  # type: ignore[no-any-return]
+
+
+def _out_of_time(config: LoopConfig, state: RunState, exc: APIError) -> AgentRunError:
+    """The run's time ran out during a request: keep what it streamed, marked incomplete."""
+    partial = getattr(exc, "partial", None)
+    if isinstance(partial, ChatCompletion) and partial.choices:
+        state.usage.requests += 1
+        state.turns.append(TurnRecord(partial, incomplete=True))
+    error = BudgetExceeded(
+        f"time budget exhausted: the run took more than {config.time_limit:g} s "
+        f"(a model request was cut off: {type(exc).__name__})",
+        budget="time",
+    )
+    error.result = state.partial()
+    return error
 
 
 def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:

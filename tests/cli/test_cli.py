@@ -483,6 +483,25 @@ def test_internal_errors_hide_the_traceback_unless_debug(
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_debug_prints_a_failing_tools_traceback(tmp_path: Path) -> None:
+    (tmp_path / "lookup.py").write_text(
+        "from sfagent import tool\n\n\n"
+        "@tool\n"
+        "def lookup(city: str) -> str:\n"
+        '    """Look a city up."""\n'
+        '    return {"Beijing": "sunny"}[city]\n',
+        encoding="utf-8",
+    )
+    quiet = sfagent("run", "lookup.py", "Weather in Paris?", cwd=tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Traceback" not in quiet.stderr
+    loud = sfagent("--debug", "run", "lookup.py", "Weather in Paris?", cwd=tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "Traceback" in loud.stderr
+    assert "KeyError: 'Paris'" in loud.stderr
+    assert 'lookup.py", line 7, in lookup' in loud.stderr  # the user's own frame
+
+
 def test_several_agents_need_a_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "two_sets.py"
     path.write_text(
