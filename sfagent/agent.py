@@ -58,6 +58,7 @@ class _Options:
     max_repeated_calls: int | None
     max_concurrency: int | None
     max_tool_calls: int | None
+    reset_tool_choice: bool
     output_type: Any
     output_mode: OutputMode
     output_retries: int
@@ -109,6 +110,8 @@ class Agent(Generic[DepsT, OutputT]):
         base_url: Base URL for the clients made here.
         settings: Sampling and vendor parameters (`ModelSettings`).
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a named function.
+            ``"required"`` and a named function force a call until tools have run, then the
+            requests use ``"auto"`` so the model can answer (see `reset_tool_choice`).
             SiliconFlow rejects ``"required"`` (HTTP 400, code 20015): the agent then retries
             that request with ``"auto"`` and keeps ``"auto"`` from then on.
         max_turns: Model requests allowed per run.
@@ -120,6 +123,9 @@ class Agent(Generic[DepsT, OutputT]):
             occur in a run before `RunawayLoopError`; ``None`` turns the check off.
         max_concurrency: Cap on tool calls running at once; also the size of the agent's pool
             of worker threads for sync tools (``None``: no cap on calls, 32 threads).
+        reset_tool_choice: After tools have run, send ``"auto"`` instead of a forcing
+            `tool_choice` (default). ``False`` forces a call on every turn; such a run can
+            only end by a tool's `StopRun` or a limit.
         max_tool_calls: Tool calls run per model response; calls past it are not run and the
             model is told to make them in a later turn (``None``: no cap).
         output_type: The type of the final answer: ``str``, or a pydantic model (or any type
@@ -156,6 +162,7 @@ class Agent(Generic[DepsT, OutputT]):
         max_repeated_calls: int | None = 3,
         max_concurrency: int | None = None,
         max_tool_calls: int | None = 64,
+        reset_tool_choice: bool = True,
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         output_mode: OutputMode = "json_object",
         output_retries: int = 2,
@@ -178,6 +185,7 @@ class Agent(Generic[DepsT, OutputT]):
             max_repeated_calls=max_repeated_calls,
             max_concurrency=max_concurrency,
             max_tool_calls=max_tool_calls,
+            reset_tool_choice=reset_tool_choice,
             output_type=output_type,
             output_mode=output_mode,
             output_retries=output_retries,
@@ -208,6 +216,7 @@ class Agent(Generic[DepsT, OutputT]):
             output_mode=options.output_mode,
             output_retries=options.output_retries,
             max_tool_calls=options.max_tool_calls,
+            reset_tool_choice=options.reset_tool_choice,
         )
         self._threads = ToolThreads(options.max_concurrency or DEFAULT_TOOL_THREADS)
 

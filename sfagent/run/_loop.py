@@ -9,7 +9,7 @@ here, once. Events are emitted only for streamed runs: `run` and `run_sync` have
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -81,6 +81,9 @@ def start_state(
     known = endpoint if endpoint is not None else Capabilities()
     state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
     state.tool_choice_required = _wants_required(config.settings) and known.tool_choice_required
+    state.choice_forced = _forces_a_call(config.settings) and (
+        state.tool_choice_required or not _wants_required(config.settings)
+    )
     state.output_mode = (
         config.output_mode
         if known.json_schema or config.output_mode != "json_schema"
@@ -247,6 +250,11 @@ def _tool_turn(
             raised = outcome.exception if outcome is not None else None
             yield Emit(_tool_result(record, state.turn, raised))
     state.turns.append(TurnRecord(response, tuple(records)))
+    if state.choice_forced and config.reset_tool_choice and any(o is not None for o in outcomes):
+        # A forced call has run: from now on the model may answer (or a forced run could
+        # only end in a runaway loop).
+        state.choice_forced = False
+        state.settings = _request_settings(config, state)
     if events:
         yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
     if stop is None:
@@ -365,9 +373,15 @@ def _wants_required(settings: ModelSettings | None) -> bool:
     return settings is not None and settings.tool_choice == "required"
 
 
+def _forces_a_call(settings: ModelSettings | None) -> bool:
+    """`tool_choice` is "required" or names a function."""
+    choice = settings.tool_choice if settings is not None else None
+    return choice == "required" or isinstance(choice, Mapping)
+
+
 def _request_settings(config: LoopConfig, state: RunState) -> ModelSettings | None:
     extra: dict[str, Any] = {}
-    if _wants_required(config.settings) and not state.tool_choice_required:
+    if _forces_a_call(config.settings) and not state.choice_forced:
         extra["tool_choice"] = "auto"
     if config.output is not None:
         extra["response_format"] = config.output.response_format(state.output_mode)
@@ -384,7 +398,7 @@ def _downgrade(config: LoopConfig, state: RunState, exc: APIError) -> bool:
     text = exc.message.lower()
     if state.tool_choice_required and "tool_choice" in text:
         logger.warning("endpoint rejected tool_choice='required'; using 'auto' instead")
-        state.tool_choice_required = False
+        state.tool_choice_required = state.choice_forced = False
         state.endpoint = replace(state.endpoint, tool_choice_required=False)
     elif state.output_mode == "json_schema" and (
         "json_schema" in text or "response_format" in text

@@ -43,6 +43,7 @@ class LoopConfig:
     output_mode: OutputMode
     output_retries: int
     max_tool_calls: int | None = None
+    reset_tool_choice: bool = True
     clock: Callable[[], float] = time.monotonic
 
 
@@ -64,6 +65,8 @@ class RunState:
     settings: ModelSettings | None = None
     tools: CheckedTools | None = None
     tool_choice_required: bool = False
+    choice_forced: bool = False
+    """`tool_choice` still forces a call (until tools have run, unless kept)."""
     output_mode: OutputMode = "json_object"
     endpoint: Capabilities = field(default_factory=Capabilities)
     learned: Callable[[Capabilities], None] | None = None

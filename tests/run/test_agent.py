@@ -380,6 +380,34 @@ def test_tool_choice_required_falls_back_to_auto(driver: str) -> None:
     assert sent == ["required", "auto", "auto"]
 
 
+@pytest.mark.parametrize(
+    "choice",
+    ["required", {"type": "function", "function": {"name": "add"}}],
+    ids=["required", "named"],
+)
+def test_a_forced_choice_holds_until_tools_have_run(driver: str, choice: Any) -> None:
+    # Forcing on every turn could only end in a runaway loop: the model must be let answer.
+    model = ScriptedModel(
+        [
+            Reply(tool_calls=[call("add", {"a": 1})]),  # refused (missing b): nothing ran
+            Reply(tool_calls=[call("add", {"a": 1, "b": 1})]),
+            "2",
+        ]
+    )
+    result = drive(Agent(model, tools=[add], tool_choice=choice), driver, "go").result
+    assert result.output == "2"
+    sent = [r.to_body().get("tool_choice") for r in model.requests]
+    assert sent == [choice, choice, "auto"]
+
+
+def test_a_forced_choice_can_be_kept(driver: str) -> None:
+    model = ScriptedModel([Reply(tool_calls=[call("add", {"a": i, "b": 0})]) for i in range(3)])
+    agent = Agent(model, tools=[add], tool_choice="required", reset_tool_choice=False, max_turns=3)
+    with pytest.raises(MaxTurnsExceeded):
+        drive(agent, driver, "go")
+    assert [r.to_body().get("tool_choice") for r in model.requests] == ["required"] * 3
+
+
 # --- structured output, context, approval, continuation ---------------------------------------
 
 
