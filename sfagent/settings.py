@@ -23,6 +23,7 @@ from sfagent.messages import MessageBase
 
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_CHOICES",
     "MAX_STOP_SEQUENCES",
     "MAX_TOOLS",
     "TOOL_NAME_PATTERN",
@@ -40,6 +41,9 @@ MAX_TOOLS = 128
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """Function names SiliconFlow (and OpenAI) accept; checked with ``fullmatch``."""
+
+MAX_CHOICES = 16
+"""``n`` above this is refused (send more with ``extra_body``)."""
 
 MAX_STOP_SEQUENCES = 4
 """``stop`` takes a string or at most this many strings."""
@@ -62,9 +66,11 @@ class ModelSettings:
         max_tokens: Output cap (excludes chain of thought). The server's default is only 512.
         temperature: 0 to 2.
         top_p: 0 to 1.
-        top_k: Sample from the k likeliest tokens.
-        frequency_penalty: Penalise repeated tokens.
-        n: Number of choices to generate (at least 1).
+        top_k: Sample from the k likeliest tokens: a whole number, at least 1.
+        frequency_penalty: Penalise repeated tokens, -2 to 2 (OpenAI's range; SiliconFlow's
+            card gives only the default, 0.5).
+        n: Number of choices to generate, 1 to 16 (the card gives no maximum; each choice costs
+            a whole answer's tokens).
         stop: A string or up to 4 strings; the stop text is not returned.
         response_format: ``"text"``, ``"json_object"``, or a dict: ``{"type": "json_object"}`` or
             ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"?}}``.
@@ -76,8 +82,10 @@ class ModelSettings:
         min_p: 0 to 1 (Qwen3 only).
         reasoning_effort: ``"high"`` or ``"max"``; ``low``/``medium``/``xhigh`` are accepted and
             sent as given (the server maps them to high/max).
-        extra_body: Anything else, merged into the JSON body as is (e.g. ``parallel_tool_calls``,
-            ``prefix``/``suffix`` for FIM). Keys that have a field above are rejected.
+        extra_body: Anything else, merged into the JSON body as is and never checked (e.g.
+            ``parallel_tool_calls``, ``prefix``/``suffix`` for FIM): the escape hatch for a
+            value outside the ranges above, too (``extra_body={"n": 32}``). A key may not be
+            set here and by its field above at once.
     """
 
     max_tokens: int | None = None
@@ -100,9 +108,11 @@ class ModelSettings:
         _check_int("max_tokens", self.max_tokens, low=1)
         _check_number("temperature", self.temperature, low=0.0, high=2.0)
         _check_number("top_p", self.top_p, low=0.0, high=1.0)
-        _check_number("top_k", self.top_k)
-        _check_number("frequency_penalty", self.frequency_penalty)
-        _check_int("n", self.n, low=1)
+        _check_number("top_k", self.top_k, low=1)
+        if self.top_k is not None and not float(self.top_k).is_integer():
+            raise ConfigurationError(f"top_k must be a whole number, got {self.top_k!r}")
+        _check_number("frequency_penalty", self.frequency_penalty, low=-2.0, high=2.0)
+        _check_int("n", self.n, low=1, high=MAX_CHOICES)
         _check_int("thinking_budget", self.thinking_budget, low=128, high=32768)
         _check_number("min_p", self.min_p, low=0.0, high=1.0)
         if self.enable_thinking is not None and not isinstance(self.enable_thinking, bool):
@@ -126,7 +136,7 @@ class ModelSettings:
         if self.tool_choice is not None:
             body["tool_choice"] = _normalise_tool_choice(self.tool_choice)
         if self.extra_body is not None:
-            body.update(_check_extra_body(self.extra_body))
+            body.update(_check_extra_body(self.extra_body, body))
         object.__setattr__(self, "_body", body)
 
     def to_body(self) -> dict[str, Any]:
@@ -348,13 +358,18 @@ def _normalise_tool_choice(value: str | Mapping[str, Any]) -> str | dict[str, An
     return {"type": "function", "function": {"name": function["name"]}}
 
 
-def _check_extra_body(extra: Mapping[str, Any]) -> dict[str, Any]:
+def _check_extra_body(extra: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(extra, Mapping):
         raise ConfigurationError("extra_body must be a dict")
-    clash = sorted(k for k in extra if k in _SETTING_FIELDS or k in _RESERVED)
-    if clash:
+    reserved = sorted(k for k in extra if k in _RESERVED or k == "extra_body")
+    if reserved:
         raise ConfigurationError(
-            f"extra_body may not set {', '.join(clash)}: use the named setting or the request"
+            f"extra_body may not set {', '.join(reserved)}: the request sets those"
+        )
+    twice = sorted(k for k in extra if k in body)
+    if twice:
+        raise ConfigurationError(
+            f"extra_body may not set {', '.join(twice)}: the named setting already does"
         )
     return dict(extra)
 

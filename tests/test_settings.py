@@ -60,6 +60,7 @@ def test_any_model_id_is_accepted() -> None:
         ({"reasoning_effort": "low"}, {"reasoning_effort": "low"}),
         ({"tool_choice": "none"}, {"tool_choice": "none"}),
         ({"extra_body": {"prefix": "def f(", "seed": 1}}, {"prefix": "def f(", "seed": 1}),
+        ({"extra_body": {"n": 32, "top_k": -1}}, {"n": 32, "top_k": -1}),  # the escape hatch
     ],
 )
 def test_set_fields_are_sent_as_the_api_expects(
@@ -79,7 +80,7 @@ def test_set_fields_are_sent_as_the_api_expects(
         ({"temperature": "0.7"}, "temperature"),
         ({"top_p": 1.1}, "top_p"),
         ({"top_k": True}, "top_k"),
-        ({"n": 0}, "n must be at least 1"),
+        ({"n": 0}, "n must be between 1 and 16"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "1 to 4 strings"),
         ({"stop": []}, "stop"),
         ({"stop": ["a", 1]}, "stop"),
@@ -103,8 +104,12 @@ def test_set_fields_are_sent_as_the_api_expects(
         ({"thinking_budget": 32769}, "thinking_budget"),
         ({"min_p": 1.5}, "min_p"),
         ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-        ({"extra_body": {"temperature": 1}}, "extra_body may not set temperature"),
+        ({"temperature": 0.5, "extra_body": {"temperature": 1}}, "may not set temperature"),
         ({"extra_body": {"model": "x", "stream": True}}, "model, stream"),
+        ({"top_k": -1}, "top_k must be between 1"),
+        ({"top_k": 2.5}, "top_k must be a whole number"),
+        ({"frequency_penalty": 100}, "frequency_penalty must be between -2.0 and 2.0"),
+        ({"n": 100}, "n must be between 1 and 16"),
     ],
 )
 def test_documented_limits_fail_before_sending(settings: dict[str, Any], message: str) -> None:
