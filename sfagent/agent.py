@@ -35,7 +35,7 @@ DepsT = TypeVar("DepsT", default=None)
 
 _NoDeps: type = type(None)
 
-Prompt = str | Sequence[ContentPart]
+Prompt = str | Sequence[str | ContentPart]
 History = Sequence[MessageBase | Mapping[str, Any]]
 
 
@@ -256,8 +256,9 @@ class Agent(Generic[DepsT, OutputT]):
         """Run to the final answer without streaming requests.
 
         Args:
-            prompt: The user's message (text or content parts); may be omitted when
-                `messages` already ends with one.
+            prompt: The user's message: text, or a list of text and content parts (plain
+                strings in the list are text parts); may be omitted when `messages` already
+                ends with one.
             messages: An earlier conversation to continue (`RunResult.messages`).
             deps: Dependencies handed to tools through `RunContext`.
 

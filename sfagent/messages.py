@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -418,7 +417,16 @@ _MAGIC = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
     (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
 )
+# ISO base media files (HEIF family) name their brand right after "ftyp".
+_ISO_BRANDS = {
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"mif1": "image/heif",
+    b"avif": "image/avif",
+}
 
 
 def image_part(
@@ -435,17 +443,17 @@ def image_part(
     Args:
         source: A URL, a path to an image file, or the image's bytes.
         detail: ``"auto"``, ``"low"`` or ``"high"``; ``None`` leaves it to the server (auto).
-        mime_type: The image type, e.g. ``"image/png"``; guessed from the file name or the
-            bytes' signature when omitted.
+        mime_type: The image type, e.g. ``"image/png"``; read from the bytes' signature when
+            omitted (never from a file's name: a file that is not an image is refused).
 
     Raises:
-        ConfigurationError: When the file cannot be read or its type cannot be told.
+        ConfigurationError: When the file cannot be read, or its bytes are not an image.
     """
     if isinstance(source, str) and source.startswith(_URL_PREFIXES):
         return ImagePart(image_url=ImageURL(url=source, detail=detail))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        guess = None
+        name = None
     else:
         path = Path(source)
         try:
@@ -455,14 +463,29 @@ def image_part(
                 f"image_part: {str(source)!r} is not an http(s)/data URL and cannot be read "
                 f"as a file ({exc.strerror or exc})"
             ) from exc
-        guess = mimetypes.guess_type(path.name)[0]
-    mime = mime_type or _sniff_image_type(data) or guess
-    if mime is None:
-        raise ConfigurationError(
-            "image_part: cannot tell the image type; pass mime_type='image/png' (or similar)"
-        )
+        name = str(source)
+    mime = _image_type(data, mime_type, name)
     url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
     return ImagePart(image_url=ImageURL(url=url, detail=detail))
+
+
+def _image_type(data: bytes, mime_type: str | None, name: str | None) -> str:
+    """The MIME type to send: the one given (an ``image/`` type), else the bytes' own.
+
+    The bytes decide, not a file's name: ``image_part("server.py")`` must not be sent.
+    """
+    if mime_type is not None:
+        if not mime_type.startswith("image/"):
+            raise ConfigurationError(f"image_part: mime_type must be image/..., got {mime_type!r}")
+        return mime_type
+    sniffed = _sniff_image_type(data)
+    if sniffed is None:
+        what = repr(name) if name is not None else "these bytes"
+        raise ConfigurationError(
+            f"image_part: {what} is not an image sfagent recognises (PNG, JPEG, GIF, WebP, "
+            "BMP, TIFF, HEIC, AVIF); for another image format pass mime_type='image/...'"
+        )
+    return sniffed
 
 
 def _sniff_image_type(data: bytes) -> str | None:
@@ -471,4 +494,6 @@ def _sniff_image_type(data: bytes) -> str | None:
             return mime
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in _ISO_BRANDS:
+        return _ISO_BRANDS[data[8:12]]
     return None

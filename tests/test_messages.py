@@ -363,6 +363,31 @@ def test_unknown_image_bytes_need_a_mime_type() -> None:
         image_part(b"not an image")
 
 
+def test_a_file_that_is_not_an_image_is_refused_whatever_its_name(tmp_path: Path) -> None:
+    source = tmp_path / "server.py"
+    source.write_text("print('hello')\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"server\.py' is not an image"):
+        image_part(source)
+    disguised = tmp_path / "photo.png"
+    disguised.write_text("print('hello')\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="is not an image"):
+        image_part(disguised)
+    with pytest.raises(ConfigurationError, match="must be image/"):
+        image_part(source, mime_type="text/x-python")
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b"II*\x00rest", "image/tiff"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00", "image/heic"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00", "image/avif"),
+    ],
+)
+def test_more_image_formats_are_recognised(data: bytes, mime: str) -> None:
+    assert image_part(data).image_url.url.startswith(f"data:{mime};base64,")
+
+
 def test_missing_image_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot be read"):
         image_part(tmp_path / "nope.png")

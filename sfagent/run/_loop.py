@@ -23,14 +23,19 @@ from sfagent.exceptions import (
     ModelRequestError,
     OutputValidationError,
     StopRun,
+    UserError,
 )
 from sfagent.messages import (
     AssistantMessage,
+    AudioPart,
     ChatCompletion,
+    ImagePart,
     MessageBase,
     SystemMessage,
+    TextPart,
     ToolMessage,
     UserMessage,
+    VideoPart,
 )
 from sfagent.result import RunResult, ToolCallRecord, TurnRecord
 from sfagent.run._actions import Action, Emit, Flow, ModelCall, RunCalls
@@ -76,8 +81,7 @@ def start_state(
     if system and not any(isinstance(m, SystemMessage) for m in messages):
         messages.insert(0, SystemMessage(content=system))
     if prompt is not None:
-        content: Any = prompt if isinstance(prompt, str) else list(prompt)
-        messages.append(UserMessage(content=content))
+        messages.append(UserMessage(content=_prompt_content(prompt)))
     known = endpoint if endpoint is not None else Capabilities()
     state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
     state.tool_choice_required = _wants_required(config.settings) and known.tool_choice_required
@@ -94,6 +98,28 @@ def start_state(
     state.settings = _request_settings(config, state)
     state.tools = config.tools.request_tools or None  # checked once per ToolSet change
     return state
+
+
+def _prompt_content(prompt: str | Sequence[Any]) -> str | list[Any]:
+    """A prompt as message content: text, or parts where plain strings become text parts."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (bytes, bytearray)) or not isinstance(prompt, Sequence):
+        raise UserError(
+            f"a prompt is text or a list of text and content parts, got {type(prompt).__name__}"
+        )
+    parts: list[Any] = []
+    for i, part in enumerate(prompt):
+        if isinstance(part, str):
+            parts.append(TextPart(text=part))
+        elif isinstance(part, (TextPart, ImagePart, VideoPart, AudioPart)):
+            parts.append(part)
+        else:
+            raise UserError(
+                f"prompt[{i}] must be text or a content part (TextPart, ImagePart from "
+                f"image_part(), VideoPart, AudioPart), got {type(part).__name__}"
+            )
+    return parts
 
 
 def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:

@@ -408,6 +408,23 @@ def test_a_forced_choice_can_be_kept(driver: str) -> None:
     assert [r.to_body().get("tool_choice") for r in model.requests] == ["required"] * 3
 
 
+def test_a_prompt_list_takes_plain_strings_beside_parts(driver: str) -> None:
+    from sfagent.messages import image_part
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
+    model = ScriptedModel(["a chart"])
+    prompt = ["What is in this chart?", image_part(png)]
+    assert drive(Agent(model), driver, prompt).result.output == "a chart"
+    content = model.requests[0].to_body()["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "What is in this chart?"}
+    assert content[1]["type"] == "image_url"
+
+
+def test_a_prompt_list_with_something_else_is_a_user_error(driver: str) -> None:
+    with pytest.raises(UserError, match=r"prompt\[1\] must be text or a content part"):
+        drive(Agent(ScriptedModel([])), driver, ["hi", 42])
+
+
 # --- structured output, context, approval, continuation ---------------------------------------
 
 
