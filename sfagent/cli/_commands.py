@@ -196,7 +196,7 @@ def chat_loop(
     Ctrl-C cancels the current turn (the history stays as it was before it); Ctrl-D (end of
     input), ``/exit`` or ``/quit`` end the conversation; ``/reset`` clears the history.
     """
-    renderer = _renderer(out)
+    renderer = _renderer(out, err)
     history: list[dict[str, Any]] = []
     for line in _turns(read_line, out):
         if line in ("/exit", "/quit"):
@@ -256,5 +256,15 @@ def list_models(base_url: str | None, out: TextIO) -> int:
     return 0
 
 
-def _renderer(out: TextIO) -> Renderer:
-    return Renderer(out.write, Style.for_stream(out), flush=out.flush)
+def _renderer(out: TextIO, err: TextIO | None = None) -> Renderer:
+    # On a terminal everything shows in order; piped (`sfagent run ... | cat`), stdout holds
+    # the answer only and the rest (reasoning, tool lines, usage) goes to stderr.
+    err = err if err is not None else sys.stderr
+    isatty = getattr(out, "isatty", None)
+    aside = None if isatty is not None and isatty() else err.write
+
+    def flush() -> None:
+        out.flush()
+        err.flush()
+
+    return Renderer(out.write, Style.for_stream(out), flush=flush, aside=aside)

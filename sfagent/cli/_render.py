@@ -100,6 +100,32 @@ def format_usage(usage: RunUsage, wall_time: float) -> str:
     return " · ".join([requests, tokens + ")", calls, format_duration(wall_time)])
 
 
+class _Channel:
+    """One output stream, and whether what was written to it ended a line."""
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.write = write
+        self.fresh_line = True
+        self.mode = ""  # "reasoning", "text", or "" at the start of a line
+
+    def stream(self, mode: str, shown: str, raw: str) -> None:
+        if self.mode != mode:
+            self.end_line()
+            self.mode = mode
+        self.write(shown)
+        self.fresh_line = raw.endswith("\n")
+
+    def line(self, text: str) -> None:
+        self.end_line()
+        self.mode = ""
+        self.write(text + "\n")
+
+    def end_line(self) -> None:
+        if not self.fresh_line:
+            self.write("\n")
+            self.fresh_line = True
+
+
 class Renderer:
     """Writes a run's events to a terminal as they arrive.
 
@@ -107,10 +133,13 @@ class Renderer:
     (shortened to one line) and duration; answer text streams as is.
 
     Args:
-        write: Where text goes (e.g. ``sys.stdout.write``); flushed by `flush`.
+        write: Where the answer goes (e.g. ``sys.stdout.write``); flushed by `flush`.
         style: Colours to use.
         flush: Called after each event so text appears while it streams.
         width: Characters a shortened tool result may take.
+        aside: Where everything else goes (reasoning, tool lines, usage); by default the same
+            place as the answer. `sfagent run | cat` sends it to stderr, so stdout holds the
+            answer only.
     """
 
     def __init__(
@@ -120,41 +149,45 @@ class Renderer:
         *,
         flush: Callable[[], object] = lambda: None,
         width: int = 100,
+        aside: Callable[[str], object] | None = None,
     ) -> None:
-        self._write = write
+        self._main = _Channel(write)
+        self._aside = _Channel(aside) if aside is not None else self._main
         self._flush = flush
         self.style = style
         self.width = width
-        self._mode = ""  # "reasoning", "text", or "" at the start of a line
-        self._fresh_line = True
         self._answer_shown = False  # text seen since the last tool call
 
     def handle(self, event: Event) -> None:
         """Show one event."""
         if isinstance(event, ReasoningDelta):
-            self._stream("reasoning", self.style.dim(event.text), event.text)
+            if event.text:
+                self._aside.stream("reasoning", self.style.dim(event.text), event.text)
         elif isinstance(event, TextDelta):
-            self._stream("text", event.text, event.text)
-            self._answer_shown = self._answer_shown or bool(event.text)
+            if event.text:
+                self._main.stream("text", event.text, event.text)
+                self._answer_shown = True
         elif isinstance(event, ToolCallStarted):
             self._answer_shown = False
-            self._line(self.style.cyan("→ ") + self.style.bold(event.name) + " " + event.arguments)
+            arrow = self.style.cyan("→ ") + self.style.bold(event.name)
+            self._aside.line(arrow + " " + event.arguments)
         elif isinstance(event, ToolResult):
-            self._line(self._result_line(event))
+            self._aside.line(self._result_line(event))
         self._flush()
 
     def finish(self, usage: RunUsage, wall_time: float, *, output: Any = None) -> None:
         """Write the output if no text showed it (e.g. a tool's `StopRun`), then usage."""
         if not self._answer_shown and output is not None:
-            self._line(_output_text(output))
-        self._end_line()
+            self._main.line(_output_text(output))
+        self.end_line()
         self._answer_shown = False
-        self._write(self.style.dim(format_usage(usage, wall_time)) + "\n")
+        self._aside.line(self.style.dim(format_usage(usage, wall_time)))
         self._flush()
 
     def end_line(self) -> None:
         """Make sure what follows starts on a new line."""
-        self._end_line()
+        self._main.end_line()
+        self._aside.end_line()
         self._flush()
 
     def _result_line(self, event: ToolResult) -> str:
@@ -166,25 +199,6 @@ class Renderer:
             mark = self.style.green("← ")
             text = shorten(event.content, self.width, one_line=True)
         return f"{mark}{self.style.bold(event.name)} {text} {took}"
-
-    def _stream(self, mode: str, shown: str, raw: str) -> None:
-        if not raw:
-            return
-        if self._mode != mode:
-            self._end_line()
-            self._mode = mode
-        self._write(shown)
-        self._fresh_line = raw.endswith("\n")
-
-    def _line(self, text: str) -> None:
-        self._end_line()
-        self._mode = ""
-        self._write(text + "\n")
-
-    def _end_line(self) -> None:
-        if not self._fresh_line:
-            self._write("\n")
-            self._fresh_line = True
 
 
 def _output_text(output: Any) -> str:

@@ -96,10 +96,18 @@ def sfagent(
     key: str | None = None,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    tty: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sfagent ARGS`` and return the finished process."""
+    """Run ``python -m sfagent ARGS`` and return the finished process.
+
+    With ``tty=True`` its stdout is a terminal (a pseudo-terminal), as when a person runs it;
+    otherwise stdout is a pipe, as in ``sfagent run ... | cat``.
+    """
+    command = [sys.executable, "-m", "sfagent", *args]
+    if tty:
+        return _on_a_terminal(command, cwd=cwd, env=env or _env(key), stdin=stdin)
     return subprocess.run(
-        [sys.executable, "-m", "sfagent", *args],
+        command,
         cwd=cwd,
         env=env or _env(key),
         input=stdin,
@@ -109,6 +117,41 @@ def sfagent(
         timeout=30,
         check=False,
     )
+
+
+def _on_a_terminal(
+    command: list[str], *, cwd: Path, env: dict[str, str], stdin: str | None
+) -> subprocess.CompletedProcess[str]:
+    import pty
+
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        os.close(slave)
+        assert proc.stdin is not None
+        assert proc.stderr is not None
+        proc.stdin.write((stdin or "").encode())
+        proc.stdin.close()
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        err = proc.stderr.read().decode("utf-8")
+        code = proc.wait(timeout=30)
+    out = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    return subprocess.CompletedProcess(command, code, out, err)
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
@@ -136,7 +179,9 @@ def server() -> Iterator[LoopbackServer]:
 
 
 def test_run_offline_streams_tool_calls_answer_and_usage(weather: Path, tmp_path: Path) -> None:
-    proc = sfagent("run", "weather.py", "What's the weather in Beijing and Shanghai?", cwd=tmp_path)
+    proc = sfagent(
+        "run", "weather.py", "What's the weather in Beijing and Shanghai?", cwd=tmp_path, tty=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == OFFLINE_LINE  # exactly one line, nothing else
     out = proc.stdout
@@ -233,7 +278,11 @@ def test_max_turns_reports_the_partial_result(weather: Path, tmp_path: Path) -> 
 
 def test_chat_keeps_history_and_exits_on_eof(weather: Path, tmp_path: Path) -> None:
     proc = sfagent(
-        "chat", str(weather), cwd=tmp_path, stdin="What about Rome?\n\nWhat about Lima?\n"
+        "chat",
+        str(weather),
+        cwd=tmp_path,
+        stdin="What about Rome?\n\nWhat about Lima?\n",
+        tty=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == OFFLINE_LINE
@@ -299,7 +348,8 @@ def test_run_online_streamed(weather: Path, tmp_path: Path, server: LoopbackServ
         Reply(text="It is sunny in Hangzhou."),
     )  # fmt: skip
     proc = sfagent("run", str(weather), "Weather in Hangzhou?", "--model", "Qwen/Qwen3-8B",
-                   "--base-url", server.base_url, cwd=tmp_path, key=FAKE_KEY)  # fmt: skip
+                   "--base-url", server.base_url, cwd=tmp_path, key=FAKE_KEY,
+                   tty=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # a key is set: no offline notice
     assert "Need the weather." in proc.stdout
@@ -319,11 +369,29 @@ def test_run_online_not_streamed_reasoning_dimmed(
     del env["NO_COLOR"]
     env["FORCE_COLOR"] = "1"
     proc = sfagent("run", str(weather), "Answer?", "--no-stream", "--base-url", server.base_url,
-                   cwd=tmp_path, env=env)  # fmt: skip
+                   cwd=tmp_path, env=env, tty=True)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "\033[2mThinking hard.\033[0m" in proc.stdout
     assert "Forty-two." in proc.stdout
     assert "stream" not in server.requests[0].body
+
+
+def test_piped_stdout_holds_the_answer_only(
+    weather: Path, tmp_path: Path, server: LoopbackServer
+) -> None:
+    # `sfagent run ... | cat`: reasoning, tool lines and usage go to stderr, not into the answer.
+    server.add(
+        Reply(reasoning="Need the weather.", tool_calls=[ScriptedToolCall("get_weather",
+              {"city": "Hangzhou"})]),
+        Reply(reasoning="Got it.", text="It is sunny in Hangzhou."),
+    )  # fmt: skip
+    proc = sfagent("run", str(weather), "Weather in Hangzhou?", "--base-url", server.base_url,
+                   cwd=tmp_path, key=FAKE_KEY)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "It is sunny in Hangzhou.\n"
+    assert "Need the weather." in proc.stderr
+    assert "← get_weather Hangzhou: sunny, 21°C" in proc.stderr
+    assert " requests · " in proc.stderr.splitlines()[-1]
 
 
 def test_chat_online_sends_history(weather: Path, tmp_path: Path, server: LoopbackServer) -> None:
