@@ -24,6 +24,7 @@ __all__ = ["DemoModel"]
 _QUOTED = re.compile(r"[\"“']([^\"”']{1,60})[\"”']")
 _NAME = re.compile(r"\b[A-Z][a-zA-Z-]+(?:\s[A-Z][a-zA-Z-]+)*\b")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z]+")
 # Capitalised words that are not names: they start questions and requests.
 _SKIP_WORDS = (
     "A An And Also Answer Are Book But Calculate Can Check Compare Convert Could Create Did "
@@ -105,7 +106,7 @@ def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCal
     schema = function.get("parameters") or {}
     properties: Mapping[str, Any] = schema.get("properties", {})
     required = list(schema.get("required", []))
-    names = _names(prompt)
+    names = _names(prompt, _vocabulary(function))
     quoted = _QUOTED.findall(prompt)
     strings = quoted or names
     text_params = [p for p in required if properties.get(p, {}).get("type") == "string"]
@@ -120,16 +121,27 @@ def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCal
     return calls
 
 
-def _names(prompt: str) -> list[str]:
-    """Capitalised names in the prompt, without the question words that precede them."""
+def _names(prompt: str, vocabulary: frozenset[str] = frozenset()) -> list[str]:
+    """Capitalised names in the prompt, without the question words that precede them.
+
+    Words the tool itself uses (its name, description, parameter names) are the subject of
+    the question, not a value: "Weather in Paris" gives get_weather "Paris", not "Weather".
+    """
     names = []
     for match in _NAME.findall(prompt):
         words = match.split()
-        while words and words[0] in _SKIP:
+        while words and (words[0] in _SKIP or words[0].lower() in vocabulary):
             words.pop(0)  # "Is Wuhan" -> "Wuhan"
         if words:
             names.append(" ".join(words))
     return names
+
+
+def _vocabulary(function: Mapping[str, Any]) -> frozenset[str]:
+    """The lower-case words a tool's name, description and parameter names are made of."""
+    parameters = (function.get("parameters") or {}).get("properties", {})
+    text = " ".join([function.get("name", ""), function.get("description") or "", *parameters])
+    return frozenset(word.lower() for word in _WORD.findall(text.replace("_", " ")))
 
 
 class _Pool:

@@ -36,6 +36,7 @@ def book(hotel: str, window: Window, guests: int = 1) -> str:
         ("What's the weather in Beijing and Shanghai?", ["Beijing", "Shanghai"]),
         ("Is Wuhan colder than Chengdu? Answer briefly.", ["Wuhan", "Chengdu"]),
         ("Tell me about New York", ["New York"]),
+        ("Weather in Paris", ["Paris"]),  # the tool's own word is not a city
     ],
 )
 def test_one_call_per_name_in_the_prompt(prompt: str, cities: list[str]) -> None:
