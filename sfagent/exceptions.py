@@ -21,6 +21,7 @@ SFAgentError
     ├── APIConnectionError
     │   └── APITimeoutError
     ├── APIResponseValidationError a response that does not parse
+    │   └── ResponseTooLargeError  a body or stream past `max_response_bytes`
     ├── IncompleteStreamError      a stream that ended before `[DONE]`
     └── APIStatusError             an HTTP error status (or an error object mid-stream)
         ├── BadRequestError          400
@@ -66,6 +67,7 @@ __all__ = [
     "OutputValidationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "RunawayLoopError",
     "SFAgentError",
     "ServiceUnavailableError",
@@ -279,7 +281,17 @@ class APIConnectionError(APIError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The request timed out (connect, read, write or pool)."""
+    """The request timed out: one phase (connect, read, write, pool) or the call's total bound.
+
+    Attributes:
+        partial: For a stream, what was received before the time ran out (a `ChatCompletion`
+            with no finish reason filled in), so the text streamed so far is not lost;
+            ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class APIResponseValidationError(APIError):
@@ -292,6 +304,22 @@ class APIResponseValidationError(APIError):
     def __init__(self, message: str, *, body: str | None = None) -> None:
         super().__init__(message)
         self.body = body
+
+
+class ResponseTooLargeError(APIResponseValidationError):
+    """A response grew past the client's size cap, which no real answer reaches.
+
+    The cap bounds the decoded size of a body (however it was compressed), the text,
+    reasoning and tool-call arguments a stream accumulates, and any one unfinished line or
+    event of a stream. Raise it with ``max_response_bytes=`` on the client.
+
+    Attributes:
+        limit: The cap that was passed, in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int, body: str | None = None) -> None:
+        super().__init__(message, body=body)
+        self.limit = limit
 
 
 class IncompleteStreamError(APIError):
@@ -393,3 +421,43 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return InternalServerError
     return APIStatusError
+
+
+# --- a failed request inside a run -------------------------------------------------------------
+
+_RUN_FAILURES: dict[type[APIError], type[ModelRequestError]] = {}
+
+
+def model_request_error(error: APIError, *, message: str, result: Any) -> ModelRequestError:
+    """The error a run ends with when a request fails: both a `ModelRequestError` and the
+    class of `error`.
+
+    So ``except AuthenticationError`` (or `RateLimitError`, `APITimeoutError`...) around
+    ``agent.run_sync(...)`` catches it, as it would around the client, while ``.result`` keeps
+    the partial run and ``.error`` the original error. Its attributes (``status_code``,
+    ``code``, ``trace_id``...) are the original's.
+
+    Args:
+        error: How the request failed.
+        message: The run's message for it.
+        result: The partial run.
+    """
+    cls = _RUN_FAILURES.get(type(error))
+    if cls is None:
+        cls = _RUN_FAILURES[type(error)] = _run_failure_class(type(error))
+    combined = cls.__new__(cls)
+    combined.__dict__.update(error.__dict__)
+    combined.args = (message,)
+    combined.result = result
+    combined.error = error
+    combined._run_message = message  # type: ignore[attr-defined]
+    return combined
+
+
+def _run_failure_class(base: type[APIError]) -> type[ModelRequestError]:
+    def __str__(self: Any) -> str:
+        return str(self._run_message)
+
+    namespace = {"__module__": __name__, "__str__": __str__, "__doc__": ModelRequestError.__doc__}
+    # MRO: the run's branch first (its data), then the API error's, meeting at SFAgentError.
+    return type(f"ModelRequestError[{base.__name__}]", (ModelRequestError, base), namespace)

@@ -226,7 +226,8 @@ def test_the_key_appears_nowhere(driver: str, debug_logging: pytest.LogCaptureFi
 
     # The runs went as scripted: one answer, then a 401, an echoed error and a refused connection.
     assert [r.output for r in seen.results] == ["Paris is sunny; one sensor is offline."]
-    assert [type(e) for e in seen.errors] == [ModelRequestError] * 3
+    assert len(seen.errors) == 3
+    assert all(isinstance(e, ModelRequestError) for e in seen.errors)
     causes = [type(e.error) for e in seen.errors if isinstance(e, ModelRequestError)]
     assert causes[0] is AuthenticationError
     assert causes[1] is BadRequestError or streamed

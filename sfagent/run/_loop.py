@@ -20,10 +20,10 @@ from sfagent.exceptions import (
     APIError,
     BadRequestError,
     BudgetExceeded,
-    ModelRequestError,
     OutputValidationError,
     StopRun,
     UserError,
+    model_request_error,
 )
 from sfagent.messages import (
     AssistantMessage,
@@ -185,9 +185,8 @@ def _request(
             return None
         if state.deadline is not None and config.clock() >= state.deadline:
             raise _out_of_time(config, state, exc) from exc
-        raise ModelRequestError(
-            f"the model request failed: {exc}", error=exc, result=state.partial()
-        ) from exc
+        message = f"the model request failed: {exc}"
+        raise model_request_error(exc, message=message, result=state.partial()) from exc
     state.turn += 1
     return response  # type: ignore[no-any-return]
 
@@ -212,9 +211,8 @@ def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
     try:
         message = response.message
     except APIError as exc:
-        raise ModelRequestError(
-            f"the model returned no answer: {exc}", error=exc, result=state.partial()
-        ) from exc
+        text = f"the model returned no answer: {exc}"
+        raise model_request_error(exc, message=text, result=state.partial()) from exc
     _add_usage(state.usage, response)
     state.messages.append(message)
     logger.debug(

@@ -10,7 +10,7 @@ import pytest
 
 from sfagent import UserError, tool
 from sfagent.agent import Agent
-from sfagent.exceptions import ModelRequestError, RateLimitError
+from sfagent.exceptions import AuthenticationError, ModelRequestError, RateLimitError
 from sfagent.testing import (
     DemoModel,
     LoopbackServer,
@@ -91,6 +91,23 @@ def test_bad_key_fails_the_run_with_its_messages(server: LoopbackServer, driver:
     assert "sk-wrong" not in str(info.value)
     assert [m["role"] for m in info.value.result.messages] == ["user"]
     assert not isinstance(info.value.error, RateLimitError)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_failed_request_is_caught_by_its_status_class(
+    server: LoopbackServer, driver: str
+) -> None:
+    # What users of the openai SDK write around a run; the partial run stays on the error.
+    agent = Agent("m", api_key="sk-wrong", base_url=server.base_url)
+    with pytest.raises(AuthenticationError) as info:
+        drive(agent, driver, "hi")
+    error = info.value
+    assert isinstance(error, ModelRequestError)
+    assert error.status_code == 401
+    assert isinstance(error.error, AuthenticationError)
+    assert [m["role"] for m in error.result.messages] == ["user"]
+    assert str(error).startswith("the model request failed: HTTP 401")
+    assert not isinstance(error, RateLimitError)
 
 
 def test_block_model_requests_stops_requests_leaving_the_machine() -> None:
