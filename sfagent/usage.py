@@ -16,6 +16,9 @@ class RunUsage:
         total_tokens: Prompt plus completion tokens, summed over requests.
         reasoning_tokens: Reasoning tokens, when the server reports them.
         tool_calls: Tool calls executed.
+        estimated: Some counts are estimates: a response reported no usage (some servers
+            send none in streams), so its tokens were estimated from the text's length
+            (about four characters a token) rather than left at zero.
     """
 
     requests: int = 0
@@ -24,6 +27,7 @@ class RunUsage:
     total_tokens: int = 0
     reasoning_tokens: int = 0
     tool_calls: int = 0
+    estimated: bool = False
 
     def __add__(self, other: RunUsage) -> RunUsage:
         return RunUsage(
@@ -33,4 +37,5 @@ class RunUsage:
             total_tokens=self.total_tokens + other.total_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             tool_calls=self.tool_calls + other.tool_calls,
+            estimated=self.estimated or other.estimated,
         )

@@ -96,6 +96,8 @@ def format_usage(usage: RunUsage, wall_time: float) -> str:
     )
     if usage.reasoning_tokens:
         tokens += f", {usage.reasoning_tokens} reasoning"
+    if usage.estimated:
+        tokens = "~" + tokens + ", estimated: the server reported no usage"
     calls = f"{usage.tool_calls} tool call{'s' if usage.tool_calls != 1 else ''}"
     return " · ".join([requests, tokens + ")", calls, format_duration(wall_time)])
 

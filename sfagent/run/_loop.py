@@ -51,8 +51,8 @@ from sfagent.run._output import OutputInvalid
 from sfagent.run._state import Capabilities, LoopConfig, RunState
 from sfagent.run._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls
 from sfagent.run._tool_calls import render_outcome as render
+from sfagent.run._usage import add_usage
 from sfagent.settings import ChatRequest, ModelSettings
-from sfagent.usage import RunUsage
 
 logger = logging.getLogger("sfagent")
 
@@ -195,7 +195,7 @@ def _out_of_time(config: LoopConfig, state: RunState, exc: APIError) -> AgentRun
     """The run's time ran out during a request: keep what it streamed, marked incomplete."""
     partial = getattr(exc, "partial", None)
     if isinstance(partial, ChatCompletion) and partial.choices:
-        state.usage.requests += 1
+        add_usage(state.usage, partial, state.messages)
         state.turns.append(TurnRecord(partial, incomplete=True))
     error = BudgetExceeded(
         f"time budget exhausted: the run took more than {config.time_limit:g} s "
@@ -213,7 +213,7 @@ def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
     except APIError as exc:
         text = f"the model returned no answer: {exc}"
         raise model_request_error(exc, message=text, result=state.partial()) from exc
-    _add_usage(state.usage, response)
+    add_usage(state.usage, response, state.messages)
     state.messages.append(message)
     logger.debug(
         "turn %d: finish_reason=%s tool_calls=%d",
@@ -371,16 +371,6 @@ def _final_answer(
         state.output_attempts += 1
         state.messages.append(UserMessage(content=spec.retry_prompt(str(exc))))
         return _Retry(str(exc))
-
-
-def _add_usage(usage: RunUsage, response: ChatCompletion) -> None:
-    usage.requests += 1
-    got = response.usage
-    if got is not None:
-        usage.prompt_tokens += got.prompt_tokens
-        usage.completion_tokens += got.completion_tokens
-        usage.total_tokens += got.total_tokens or got.prompt_tokens + got.completion_tokens
-        usage.reasoning_tokens += got.reasoning_tokens
 
 
 # --- settings and downgrades -----------------------------------------------------------------

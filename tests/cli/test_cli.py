@@ -492,6 +492,11 @@ def test_ctrl_c_in_chat_cancels_the_turn_only(tmp_path: Path) -> None:
 def test_formatting_helpers() -> None:
     assert shorten("a\n  b\tc", 100, one_line=True) == "a b c"
     assert shorten("x" * 200, 10, one_line=True) == "x" * 9 + "…"
+    estimated = RunUsage(requests=1, prompt_tokens=3, completion_tokens=2, total_tokens=5)
+    estimated.estimated = True
+    assert "~5 tokens (3 prompt + 2 completion, estimated: the server reported no usage)" in (
+        format_usage(estimated, 1.0)
+    )
     assert format_duration(0.0123) == "12 ms"
     assert format_duration(2.5) == "2.50 s"
     usage = RunUsage(requests=1, prompt_tokens=5, completion_tokens=3, total_tokens=8,
