@@ -25,6 +25,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TextDelta",
         "ReasoningDelta",
         "ToolCallStarted",
+        "ToolCallsFromText",
         "ToolResult",
         "TurnFinished",
         "RunFinished",
@@ -121,6 +122,9 @@ if TYPE_CHECKING:
     )
     from sfagent.events import (
         TextDelta as TextDelta,
+    )
+    from sfagent.events import (
+        ToolCallsFromText as ToolCallsFromText,
     )
     from sfagent.events import (
         ToolCallStarted as ToolCallStarted,

@@ -59,6 +59,7 @@ class _Options:
     max_concurrency: int | None
     max_tool_calls: int | None
     reset_tool_choice: bool
+    text_tool_calls: bool
     output_type: Any
     output_mode: OutputMode
     output_retries: int
@@ -126,6 +127,10 @@ class Agent(Generic[DepsT, OutputT]):
         reset_tool_choice: After tools have run, send ``"auto"`` instead of a forcing
             `tool_choice` (default). ``False`` forces a call on every turn; such a run can
             only end by a tool's `StopRun` or a limit.
+        text_tool_calls: Run tool calls a model wrote into its answer's text in a known
+            markup (Hermes/Qwen ``<tool_call>`` JSON, Qwen3-Coder ``<function=...>``, GLM
+            ``<arg_key>``) when they name registered tools; a `ToolCallsFromText` event says
+            so. ``False`` keeps such text as the answer.
         max_tool_calls: Tool calls run per model response; calls past it are not run and the
             model is told to make them in a later turn (``None``: no cap).
         output_type: The type of the final answer: ``str``, or a pydantic model (or any type
@@ -163,6 +168,7 @@ class Agent(Generic[DepsT, OutputT]):
         max_concurrency: int | None = None,
         max_tool_calls: int | None = 64,
         reset_tool_choice: bool = True,
+        text_tool_calls: bool = True,
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         output_mode: OutputMode = "json_object",
         output_retries: int = 2,
@@ -186,6 +192,7 @@ class Agent(Generic[DepsT, OutputT]):
             max_concurrency=max_concurrency,
             max_tool_calls=max_tool_calls,
             reset_tool_choice=reset_tool_choice,
+            text_tool_calls=text_tool_calls,
             output_type=output_type,
             output_mode=output_mode,
             output_retries=output_retries,
@@ -217,6 +224,7 @@ class Agent(Generic[DepsT, OutputT]):
             output_retries=options.output_retries,
             max_tool_calls=options.max_tool_calls,
             reset_tool_choice=options.reset_tool_choice,
+            text_tool_calls=options.text_tool_calls,
         )
         self._threads = ToolThreads(options.max_concurrency or DEFAULT_TOOL_THREADS)
 

@@ -16,6 +16,7 @@ __all__ = [
     "RunFinished",
     "TextDelta",
     "ToolCallStarted",
+    "ToolCallsFromText",
     "ToolResult",
     "TurnFinished",
 ]
@@ -88,6 +89,22 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
+class ToolCallsFromText:
+    """The model wrote tool calls into its answer's text (Hermes/Qwen, Qwen3-Coder or GLM
+    markup) instead of sending them as tool calls; the agent runs them as calls.
+
+    Attributes:
+        turn: The turn whose answer held them.
+        format: ``"hermes"``, ``"qwen3_coder"`` or ``"glm"``.
+        tools: The tools called, in order.
+    """
+
+    turn: int
+    format: str
+    tools: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TurnFinished:
     """A model request and the tool calls it asked for are done.
 
@@ -113,5 +130,13 @@ class RunFinished:
     result: RunResult[Any]
 
 
-Event = TextDelta | ReasoningDelta | ToolCallStarted | ToolResult | TurnFinished | RunFinished
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCallsFromText
+    | ToolCallStarted
+    | ToolResult
+    | TurnFinished
+    | RunFinished
+)
 """Any event of a run."""

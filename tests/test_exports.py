@@ -14,8 +14,8 @@ PUBLIC = {
     "tool", "Tool", "ToolSet", "tool_result_text", "RunContext", "ApprovalRequest", "RunUsage",
     # the agent
     "Agent", "RunResult", "TurnRecord", "ToolCallRecord",
-    "Event", "TextDelta", "ReasoningDelta", "ToolCallStarted", "ToolResult", "TurnFinished",
-    "RunFinished",
+    "Event", "TextDelta", "ReasoningDelta", "ToolCallStarted", "ToolCallsFromText", "ToolResult",
+    "TurnFinished", "RunFinished",
     # models and the client
     "Model", "ModelStream", "AsyncModelStream", "HTTPModel",
     "SiliconFlow", "AsyncSiliconFlow", "ChatStream", "AsyncChatStream", "RetryPolicy",

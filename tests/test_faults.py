@@ -413,7 +413,7 @@ def judge(
         elif got.result is None or got.result.output != want.answer:
             output = got.result.output if got.result is not None else None
             problems.append(f"expected output {want.answer!r}, got {output!r}")
-    elif type(got.error) is not want.error:
+    elif not _of_expected_class(got.error, want):
         problems.append(f"expected {want.error.__name__}, got {got.error!r}")
     else:
         error = got.error
@@ -426,6 +426,16 @@ def judge(
     if seen != want.attempts:
         problems.append(f"requests per turn: expected {want.attempts}, server saw {seen}")
     return problems
+
+
+def _of_expected_class(error: BaseException | None, want: Expected) -> bool:
+    """The run ended with the planned class: a failed request's error is both a
+    `ModelRequestError` and the failed request's own class (so `except RateLimitError` works)."""
+    if want.error is not ModelRequestError:
+        return type(error) is want.error
+    return isinstance(error, ModelRequestError) and (
+        want.cause is None or isinstance(error, want.cause)
+    )
 
 
 def _messages_kept(plan: Plan, want: Expected, error: AgentRunError) -> list[str]:
@@ -504,7 +514,7 @@ def summary(
         error = outcome.error
         if error is None:
             continue
-        name = type(error).__name__
+        name = "ModelRequestError" if isinstance(error, ModelRequestError) else type(error).__name__
         cause = getattr(error, "error", None)
         failed[f"{name}/{type(cause).__name__}" if cause is not None else name] += 1
     completed = sum(1 for o in outcomes.values() if o.error is None)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sfagent.context import RunContext
-from sfagent.events import RunFinished, ToolCallStarted, ToolResult, TurnFinished
+from sfagent.events import (
+    RunFinished,
+    ToolCallsFromText,
+    ToolCallStarted,
+    ToolResult,
+    TurnFinished,
+)
 from sfagent.exceptions import (
     AgentRunError,
     APIError,
@@ -49,12 +55,15 @@ from sfagent.run._limits import (
 )
 from sfagent.run._output import OutputInvalid
 from sfagent.run._state import Capabilities, LoopConfig, RunState
+from sfagent.run._text_calls import find_text_calls
 from sfagent.run._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls
 from sfagent.run._tool_calls import render_outcome as render
 from sfagent.run._usage import add_usage
 from sfagent.settings import ChatRequest, ModelSettings
 
 logger = logging.getLogger("sfagent")
+
+FINAL_REASONS = frozenset({"stop", "eos"})
 
 
 def start_state(
@@ -133,6 +142,11 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
         if response is None:
             continue  # the endpoint refused a feature; asked again without it
         message = _accept(state, response)
+        recovered = _calls_in_text(config, state, response, message)
+        if recovered is not None:
+            message = recovered.message
+            if stream:
+                yield Emit(recovered.event)
         if response.finish_reason == "length":
             state.turns.append(TurnRecord(response))
             _answer_calls(state, message, "Not run: the call was cut off.")
@@ -148,6 +162,50 @@ def run_flow(config: LoopConfig, state: RunState, *, stream: bool) -> Flow:
             if not isinstance(answer, _Retry):
                 return (yield from _finish(state, answer.output))
         _apply(state, out_of_turns(config, state))
+
+
+@dataclass(frozen=True)
+class _Recovered:
+    message: AssistantMessage
+    event: ToolCallsFromText
+
+
+def _calls_in_text(
+    config: LoopConfig, state: RunState, response: ChatCompletion, message: AssistantMessage
+) -> _Recovered | None:
+    """Tool calls a model wrote into a final answer's text, taken as the calls they are.
+
+    Only on a turn that stopped normally, without native calls, when the text is nothing but
+    well-formed markup of a known format (and prose) naming registered tools; the message in
+    the conversation is replaced by one carrying the calls, so the history replays as calls.
+    """
+    if (
+        not config.text_tool_calls
+        or message.tool_calls
+        or response.finish_reason not in FINAL_REASONS
+        or not message.content
+        or not len(config.tools)
+    ):
+        return None
+    found = find_text_calls(
+        message.content,
+        config.tools.names,
+        schemas={t.name: t.parameters for t in config.tools},
+        id_prefix=f"text_call_{state.turn}_",
+    )
+    if found is None:
+        return None
+    logger.debug(
+        "turn %d: %d tool calls written as text (%s)", state.turn, len(found.calls), found.format
+    )
+    rewritten = AssistantMessage(
+        content=found.content,
+        reasoning_content=message.reasoning_content,
+        tool_calls=list(found.calls),
+    )
+    state.messages[-1] = rewritten
+    event = ToolCallsFromText(state.turn, found.format, tuple(c.function.name for c in found.calls))
+    return _Recovered(rewritten, event)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class LoopConfig:
     output_retries: int
     max_tool_calls: int | None = None
     reset_tool_choice: bool = True
+    text_tool_calls: bool = True
     clock: Callable[[], float] = time.monotonic
 
 

@@ -569,3 +569,39 @@ def test_replace_makes_a_sibling_agent(driver: str) -> None:
     assert sibling.tools.names == ["add"]
     with pytest.raises(UserError, match="unknown settings: colour"):
         base.replace(colour="blue")
+
+
+# --- tool calls written as text --------------------------------------------------------------
+
+QWEN_TEXT_CALL = (
+    'Let me add them.\n<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+)
+
+
+def test_tool_calls_written_as_text_are_run(driver: str) -> None:
+    model = ScriptedModel([Reply(text=QWEN_TEXT_CALL), "5"])
+    outcome = drive(Agent(model, tools=[add]), driver, "2+3?")
+    result = outcome.result
+    assert result.output == "5"
+    assert tool_contents(result) == ["5"]
+    replayed = result.messages[1]
+    assert replayed["content"] == "Let me add them."
+    assert replayed["tool_calls"][0]["function"] == {"name": "add", "arguments": '{"a": 2, "b": 3}'}
+    assert result.messages[2]["tool_call_id"] == replayed["tool_calls"][0]["id"]
+    if driver.startswith("stream"):
+        from sfagent.events import ToolCallsFromText
+
+        (event,) = [e for e in outcome.events if isinstance(e, ToolCallsFromText)]
+        assert (event.turn, event.format, event.tools) == (1, "hermes", ("add",))
+
+
+def test_text_that_names_no_registered_tool_stays_the_answer(driver: str) -> None:
+    text = '<tool_call>\n{"name": "delete_everything", "arguments": {}}\n</tool_call>'
+    model = ScriptedModel([Reply(text=text)])
+    assert drive(Agent(model, tools=[add]), driver, "go").result.output == text
+
+
+def test_text_tool_calls_can_be_switched_off(driver: str) -> None:
+    model = ScriptedModel([Reply(text=QWEN_TEXT_CALL)])
+    agent = Agent(model, tools=[add], text_tool_calls=False)
+    assert drive(agent, driver, "2+3?").result.output == QWEN_TEXT_CALL
