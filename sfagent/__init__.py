@@ -100,223 +100,93 @@ if TYPE_CHECKING:
     from sfagent.agent import Agent as Agent
     from sfagent.client.clients import (
         AsyncSiliconFlow as AsyncSiliconFlow,
-    )
-    from sfagent.client.clients import (
         SiliconFlow as SiliconFlow,
     )
     from sfagent.client.http_model import HTTPModel as HTTPModel
     from sfagent.client.retry import RetryPolicy as RetryPolicy
     from sfagent.client.streaming import StreamAccumulator as StreamAccumulator
-    from sfagent.client.streams import AsyncChatStream as AsyncChatStream
-    from sfagent.client.streams import ChatStream as ChatStream
-    from sfagent.context import ApprovalRequest as ApprovalRequest
-    from sfagent.context import RunContext as RunContext
+    from sfagent.client.streams import AsyncChatStream as AsyncChatStream, ChatStream as ChatStream
+    from sfagent.context import ApprovalRequest as ApprovalRequest, RunContext as RunContext
     from sfagent.events import (
         Event as Event,
-    )
-    from sfagent.events import (
         ReasoningDelta as ReasoningDelta,
-    )
-    from sfagent.events import (
         RunFinished as RunFinished,
-    )
-    from sfagent.events import (
         TextDelta as TextDelta,
-    )
-    from sfagent.events import (
         ToolCallsFromText as ToolCallsFromText,
-    )
-    from sfagent.events import (
         ToolCallStarted as ToolCallStarted,
-    )
-    from sfagent.events import (
         ToolResult as ToolResult,
-    )
-    from sfagent.events import (
         TurnFinished as TurnFinished,
     )
     from sfagent.exceptions import (
         AgentRunError as AgentRunError,
-    )
-    from sfagent.exceptions import (
         APIConnectionError as APIConnectionError,
-    )
-    from sfagent.exceptions import (
         APIError as APIError,
-    )
-    from sfagent.exceptions import (
         APIResponseValidationError as APIResponseValidationError,
-    )
-    from sfagent.exceptions import (
         APIStatusError as APIStatusError,
-    )
-    from sfagent.exceptions import (
         APITimeoutError as APITimeoutError,
-    )
-    from sfagent.exceptions import (
         ArgumentProblem as ArgumentProblem,
-    )
-    from sfagent.exceptions import (
         AuthenticationError as AuthenticationError,
-    )
-    from sfagent.exceptions import (
         BadRequestError as BadRequestError,
-    )
-    from sfagent.exceptions import (
         BudgetExceeded as BudgetExceeded,
-    )
-    from sfagent.exceptions import (
         ConfigurationError as ConfigurationError,
-    )
-    from sfagent.exceptions import (
         GatewayTimeoutError as GatewayTimeoutError,
-    )
-    from sfagent.exceptions import (
         IncompleteStreamError as IncompleteStreamError,
-    )
-    from sfagent.exceptions import (
         InternalServerError as InternalServerError,
-    )
-    from sfagent.exceptions import (
         MaxTurnsExceeded as MaxTurnsExceeded,
-    )
-    from sfagent.exceptions import (
         ModelRequestError as ModelRequestError,
-    )
-    from sfagent.exceptions import (
         ModelRetry as ModelRetry,
-    )
-    from sfagent.exceptions import (
         NotFoundError as NotFoundError,
-    )
-    from sfagent.exceptions import (
         OutputTruncatedError as OutputTruncatedError,
-    )
-    from sfagent.exceptions import (
         OutputValidationError as OutputValidationError,
-    )
-    from sfagent.exceptions import (
         PermissionDeniedError as PermissionDeniedError,
-    )
-    from sfagent.exceptions import (
         RateLimitError as RateLimitError,
-    )
-    from sfagent.exceptions import (
         RunawayLoopError as RunawayLoopError,
-    )
-    from sfagent.exceptions import (
         ServiceUnavailableError as ServiceUnavailableError,
-    )
-    from sfagent.exceptions import (
         SFAgentError as SFAgentError,
-    )
-    from sfagent.exceptions import (
         StopRun as StopRun,
-    )
-    from sfagent.exceptions import (
         ToolArgumentsError as ToolArgumentsError,
-    )
-    from sfagent.exceptions import (
         ToolDefinitionError as ToolDefinitionError,
-    )
-    from sfagent.exceptions import (
         ToolOutputError as ToolOutputError,
-    )
-    from sfagent.exceptions import (
         ToolRetriesExceeded as ToolRetriesExceeded,
-    )
-    from sfagent.exceptions import (
         UserError as UserError,
     )
     from sfagent.messages import (
         AssistantMessage as AssistantMessage,
-    )
-    from sfagent.messages import (
         AudioPart as AudioPart,
-    )
-    from sfagent.messages import (
         ChatCompletion as ChatCompletion,
-    )
-    from sfagent.messages import (
         ChatCompletionChunk as ChatCompletionChunk,
-    )
-    from sfagent.messages import (
         Choice as Choice,
-    )
-    from sfagent.messages import (
         FunctionCall as FunctionCall,
-    )
-    from sfagent.messages import (
         ImagePart as ImagePart,
-    )
-    from sfagent.messages import (
         ImageURL as ImageURL,
-    )
-    from sfagent.messages import (
         Message as Message,
-    )
-    from sfagent.messages import (
         MessageBase as MessageBase,
-    )
-    from sfagent.messages import (
         SystemMessage as SystemMessage,
-    )
-    from sfagent.messages import (
         TextPart as TextPart,
-    )
-    from sfagent.messages import (
         ToolCall as ToolCall,
-    )
-    from sfagent.messages import (
         ToolMessage as ToolMessage,
-    )
-    from sfagent.messages import (
         Usage as Usage,
-    )
-    from sfagent.messages import (
         UserMessage as UserMessage,
-    )
-    from sfagent.messages import (
         VideoPart as VideoPart,
-    )
-    from sfagent.messages import (
         image_part as image_part,
-    )
-    from sfagent.messages import (
         parse_message as parse_message,
-    )
-    from sfagent.messages import (
         parse_messages as parse_messages,
     )
     from sfagent.models import (
         AsyncModelStream as AsyncModelStream,
-    )
-    from sfagent.models import (
         Model as Model,
-    )
-    from sfagent.models import (
         ModelStream as ModelStream,
     )
     from sfagent.result import (
         RunResult as RunResult,
-    )
-    from sfagent.result import (
         ToolCallRecord as ToolCallRecord,
-    )
-    from sfagent.result import (
         TurnRecord as TurnRecord,
     )
     from sfagent.settings import (
         DEFAULT_MODEL as DEFAULT_MODEL,
-    )
-    from sfagent.settings import (
         ChatRequest as ChatRequest,
-    )
-    from sfagent.settings import (
         ModelSettings as ModelSettings,
     )
-    from sfagent.tools.tool import Tool as Tool
-    from sfagent.tools.tool import tool as tool
-    from sfagent.tools.tool import tool_result_text as tool_result_text
+    from sfagent.tools.tool import Tool as Tool, tool as tool, tool_result_text as tool_result_text
     from sfagent.tools.toolset import ToolSet as ToolSet
     from sfagent.usage import RunUsage as RunUsage

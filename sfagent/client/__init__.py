@@ -37,32 +37,17 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from sfagent.client.clients import (
         DEFAULT_RETRY as DEFAULT_RETRY,
-    )
-    from sfagent.client.clients import (
         DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
-    )
-    from sfagent.client.clients import (
         AsyncSiliconFlow as AsyncSiliconFlow,
-    )
-    from sfagent.client.clients import (
         SiliconFlow as SiliconFlow,
-    )
-    from sfagent.client.clients import (
         Timeout as Timeout,
     )
     from sfagent.client.config import (
         API_KEY_ENV as API_KEY_ENV,
-    )
-    from sfagent.client.config import (
         BASE_URL_ENV as BASE_URL_ENV,
-    )
-    from sfagent.client.config import (
         DEFAULT_BASE_URL as DEFAULT_BASE_URL,
-    )
-    from sfagent.client.config import (
         TRACE_ID_HEADER as TRACE_ID_HEADER,
     )
     from sfagent.client.http_model import HTTPModel as HTTPModel
     from sfagent.client.retry import RetryPolicy as RetryPolicy
-    from sfagent.client.streams import AsyncChatStream as AsyncChatStream
-    from sfagent.client.streams import ChatStream as ChatStream
+    from sfagent.client.streams import AsyncChatStream as AsyncChatStream, ChatStream as ChatStream

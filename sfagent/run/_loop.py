@@ -56,8 +56,13 @@ from sfagent.run._limits import (
 from sfagent.run._output import OutputInvalid
 from sfagent.run._state import Capabilities, LoopConfig, RunState
 from sfagent.run._text_calls import find_text_calls
-from sfagent.run._tool_calls import DENIED, CallOutcome, PreparedCall, prepare_calls
-from sfagent.run._tool_calls import render_outcome as render
+from sfagent.run._tool_calls import (
+    DENIED,
+    CallOutcome,
+    PreparedCall,
+    prepare_calls,
+    render_outcome as render,
+)
 from sfagent.run._usage import add_usage
 from sfagent.settings import ChatRequest, ModelSettings
 

@@ -13,8 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from sfagent.run._text_calls import TextCalls, find_text_calls
 

@@ -25,8 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
