@@ -339,7 +339,8 @@ class APIStatusError(APIError):
 
     Attributes:
         status_code: The HTTP status (for a mid-stream error, the status its code implies).
-        code: SiliconFlow's numeric error code (e.g. 20012, 20015, 50505, 60000) when present.
+        code: The error code when the body has one: SiliconFlow's number (e.g. 20012, 20015,
+            50505, 60000), or a named code as text (OpenAI's ``"context_length_exceeded"``).
         message: The server's message.
         trace_id: The `x-siliconcloud-trace-id` response header, when present.
         body: The parsed body (dict or string), for diagnosis.
@@ -350,7 +351,7 @@ class APIStatusError(APIError):
         message: str,
         *,
         status_code: int,
-        code: int | None = None,
+        code: int | str | None = None,
         trace_id: str | None = None,
         body: object = None,
     ) -> None:

@@ -6,6 +6,7 @@ import os
 import sys
 import traceback
 
+from sfagent._secret import Secret
 from sfagent.cli._load import CLIError
 from sfagent.client.config import API_KEY_ENV
 
@@ -91,5 +92,6 @@ def _first_line(text: str) -> str:
 
 
 def _redact(text: str) -> str:
-    key = os.environ.get(API_KEY_ENV, "").strip()
-    return text.replace(key, "***") if len(key) >= 4 else text
+    # The library's errors are clean already; this is the last line, for the key in the
+    # environment (`Secret.redact`: the key and any 6+ characters of it, nothing for a short key).
+    return Secret(os.environ.get(API_KEY_ENV, "").strip()).redact(text)

@@ -24,6 +24,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "AsyncSiliconFlow",
         "DEFAULT_TIMEOUT",
         "DEFAULT_RETRY",
+        "DEFAULT_TOTAL_TIMEOUT",
+        "DEFAULT_MAX_RESPONSE_BYTES",
         "Timeout",
     ),
     "sfagent.client.streams": ("ChatStream", "AsyncChatStream"),
@@ -36,8 +38,10 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from sfagent.client.clients import (
+        DEFAULT_MAX_RESPONSE_BYTES as DEFAULT_MAX_RESPONSE_BYTES,
         DEFAULT_RETRY as DEFAULT_RETRY,
         DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,
+        DEFAULT_TOTAL_TIMEOUT as DEFAULT_TOTAL_TIMEOUT,
         AsyncSiliconFlow as AsyncSiliconFlow,
         SiliconFlow as SiliconFlow,
         Timeout as Timeout,

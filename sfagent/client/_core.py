@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sfagent._text import excerpt
+from sfagent._secret import Secret
 from sfagent._version import __version__
 from sfagent.client.config import TRACE_ID_HEADER, resolve_api_key, resolve_base_url
 from sfagent.client.error_bodies import (
@@ -25,8 +26,9 @@ from sfagent.client.error_bodies import (
     error_from_stream_payload,
     invalid_body,
     is_error_reply,
+    redacted_excerpt,
 )
-from sfagent.client.retry import RetryPolicy
+from sfagent.client.retry import RetryDecision, RetryPolicy
 from sfagent.exceptions import (
     APIError,
     APIResponseValidationError,
@@ -64,7 +66,7 @@ class ClientCore:
         retry: RetryPolicy | None,
         default_headers: Mapping[str, str] | None,
     ) -> None:
-        self._key = resolve_api_key(api_key)
+        self._key = Secret(resolve_api_key(api_key))  # never in a repr
         self.base_url = resolve_base_url(base_url)
         self.retry = retry if retry is not None else RetryPolicy.disabled()
         headers = {"User-Agent": f"sfagent/{__version__}", "Accept": "application/json"}
@@ -75,7 +77,7 @@ class ClientCore:
         )
         self.headers: dict[str, str] = headers
         """Headers for every request, without the credentials."""
-        self._auth = {**headers, "Authorization": f"Bearer {self._key}"}
+        self._auth = {**headers, "Authorization": f"Bearer {self._key.value}"}
 
     def __repr__(self) -> str:
         return f"ClientCore(base_url={self.base_url!r})"
@@ -122,23 +124,17 @@ class ClientCore:
     def status_error(
         self, status_code: int, body: bytes, headers: Mapping[str, str]
     ) -> APIStatusError:
-        """The typed error for an error status, with the trace id and the key redacted."""
-        error = error_from_response(status_code, body, trace_id=headers.get(TRACE_ID_HEADER))
-        return self.redact(error)
+        """The typed error for an error status; the key is redacted from body and trace id."""
+        trace_id = headers.get(TRACE_ID_HEADER)
+        return error_from_response(status_code, body, trace_id=trace_id, redact=self.redact)
 
-    def redact(self, error: APIStatusError) -> APIStatusError:
-        """Remove the key from an error's message and body should the server echo it."""
-        key = self._key
-        if key in error.message:
-            error.message = error.message.replace(key, "***")
-            error.args = (error.message,)
-        if isinstance(error.body, str) and key in error.body:
-            error.body = error.body.replace(key, "***")
-        elif error.body is not None and not isinstance(error.body, str):
-            text = json.dumps(error.body, default=str)
-            if key in text:
-                error.body = json.loads(text.replace(key, "***"))
-        return error
+    def redact(self, text: str) -> str:
+        """`text` without the key or any run of 6 or more of its characters (`Secret.redact`).
+
+        Everything the server sends that an error, a log line or an event keeps goes through
+        this first: bodies before they are parsed and cut, trace ids, transport messages.
+        """
+        return self._key.redact(text)
 
     def parse_completion(self, body: bytes, *, trace_id: str | None) -> ChatCompletion:
         """Read a non-stream response body.
@@ -147,46 +143,70 @@ class ClientCore:
             APIResponseValidationError: When the body is not a chat completion.
             APIStatusError: When an HTTP 200 body is an error object (some gateways do this).
         """
+        error: APIError
         try:
             completion = ChatCompletion.model_validate_json(body)
         except ValidationError as exc:
-            raise invalid_body("The response is not a chat completion", exc, body) from None
-        if is_error_reply(completion):
-            raise self.redact(error_from_stream_payload(body, trace_id=trace_id))
-        return completion
+            error = invalid_body(
+                "The response is not a chat completion", exc, body, redact=self.redact
+            )
+        else:
+            if not is_error_reply(completion):
+                return completion
+            error = error_from_stream_payload(body, trace_id=trace_id, redact=self.redact)
+        # Raised outside the handler: the parser's error quotes the raw body, so it must not
+        # become this error's __context__.
+        raise error
 
-    @staticmethod
-    def parse_models(body: bytes) -> list[str]:
+    def parse_models(self, body: bytes) -> list[str]:
         """Read ``GET /models``: the model ids, in the server's order."""
         try:
             data = json.loads(body)
             return [str(entry["id"]) for entry in data["data"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise APIResponseValidationError(
-                f"The model list is not {{'data': [{{'id': ...}}]}}: {exc!r}", body=excerpt(body)
-            ) from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            problem = self.redact(repr(exc))
+        # Outside the handler, for the reason `parse_completion` gives (a JSON error's .doc is
+        # the whole body).
+        error = APIResponseValidationError(
+            f"The model list is not {{'data': [{{'id': ...}}]}}: {problem}",
+            body=redacted_excerpt(body, self.redact),
+        )
+        raise error
 
-    def attempts(self) -> Attempts:
-        """Fresh retry bookkeeping for one call."""
-        return Attempts(self.retry)
+    def attempts(self, *, deadline: float = math.inf) -> Attempts:
+        """Fresh retry bookkeeping for one call.
+
+        Args:
+            deadline: The `time.monotonic` time the call must end by; no retry waits past it.
+        """
+        return Attempts(self.retry, deadline=deadline)
 
 
 class Attempts:
     """Retry bookkeeping for one call: counts tries, tracks the time budget, logs decisions.
 
     Time spent waiting is counted as the delay asked for, so a fake sleep in tests keeps the
-    budget arithmetic exact; time spent in requests is measured.
+    budget arithmetic exact; time spent in requests is measured. The call's deadline (its total
+    timeout) is read on the real clock: no retry starts whose wait would end at or past it.
 
     Args:
         policy: The client's retry policy.
         rand: Uniform random source for the jitter.
+        deadline: The `time.monotonic` time the whole call must end by.
     """
 
-    __slots__ = ("_rand", "_request_started", "_spent", "number", "policy")
+    __slots__ = ("_rand", "_request_started", "_spent", "deadline", "number", "policy")
 
-    def __init__(self, policy: RetryPolicy, *, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        rand: Callable[[], float] = random.random,
+        deadline: float = math.inf,
+    ) -> None:
         self.policy = policy
         self._rand = rand
+        self.deadline = deadline
         self.number = 0
         """The current try, 1 for the first."""
         self._spent = 0.0
@@ -213,6 +233,8 @@ class Attempts:
             retry_after=retry_after,
             rand=self._rand,
         )
+        if decision.retry and time.monotonic() + decision.delay >= self.deadline:
+            decision = RetryDecision(False, 0.0, "the call's total timeout ends first")
         if not decision.retry:
             if self.number > 1 or decision.reason != "not retryable":
                 logger.debug("not retrying after attempt %d: %s", self.number, decision.reason)

@@ -10,6 +10,10 @@ blank line dispatches, ``event``/``id``/``retry`` are kept per spec. Two additio
   HTTP 200 (``{"code":60000,...}``). Such lines are collected until they form a JSON value and
   come out as an event with ``bare=True``.
 
+Nothing grows without bound: given ``max_buffer_bytes``, an unfinished line, the data lines of
+one event and a bare JSON value that never end raise `ResponseTooLargeError` at that size; a bare
+value nested too deeply for the JSON parser raises `APIResponseValidationError`.
+
 Data stays in bytes: lines are split on bytes (a newline byte never sits inside a UTF-8
 sequence, so a character split across reads is whole again once its line is), and the JSON
 parser reads bytes directly, so no text is decoded on the per-chunk path.
@@ -19,10 +23,16 @@ from __future__ import annotations
 
 import json
 
+from sfagent.client._body import too_large
+from sfagent.exceptions import APIResponseValidationError, ResponseTooLargeError
+
 __all__ = ["SSEDecoder", "SSEEvent"]
 
 _BOM = b"\xef\xbb\xbf"
 _DONE = b"[DONE]"
+_LINE_COST = 40
+"""What a held line costs beyond its bytes (a bytes object and its list slot), counted against
+``max_buffer_bytes`` so that many tiny lines cannot hold several times the cap."""
 
 
 class SSEEvent:
@@ -75,6 +85,10 @@ class SSEEvent:
 class SSEDecoder:
     """Incremental SSE decoder: `decode` whatever the transport delivers, `close` at the end.
 
+    Args:
+        max_buffer_bytes: The most bytes held for one unfinished line, one event's data or one
+            bare JSON value; ``None`` for no limit.
+
     Attributes:
         done: True once ``data: [DONE]`` has arrived; later input is ignored.
         last_event_id: The spec's last event id buffer.
@@ -83,9 +97,13 @@ class SSEDecoder:
 
     __slots__ = (
         "_bare",
+        "_bare_size",
         "_data",
+        "_data_size",
         "_event",
+        "_limit",
         "_pending",
+        "_pending_size",
         "_skip_lf",
         "_started",
         "done",
@@ -93,8 +111,12 @@ class SSEDecoder:
         "retry",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_buffer_bytes: int | None = None) -> None:
+        self._limit = max_buffer_bytes if max_buffer_bytes is not None else -1
         self._pending: list[bytes] = []  # bytes of the current, not yet finished line
+        self._pending_size = 0
+        self._data_size = 0
+        self._bare_size = 0
         self._skip_lf = False  # the last read ended in CR: a leading LF belongs to it
         self._started = False
         self._data: list[bytes] = []
@@ -120,17 +142,22 @@ class SSEDecoder:
                 return []
         if b"\n" not in chunk and b"\r" not in chunk:
             self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if self._pending_size > self._limit >= 0:
+                raise self._too_large("An unfinished line of the stream")
             return []
         if self._pending:
             self._pending.append(chunk)
             chunk = b"".join(self._pending)
             self._pending = []
+        self._pending_size = 0
         lines = chunk.splitlines()
         last = chunk[-1]
         if last == 0x0D:  # CR
             self._skip_lf = True
         elif last != 0x0A:  # LF
             self._pending.append(lines.pop())
+            self._pending_size = len(self._pending[0])
         return self._lines(lines)
 
     def close(self) -> list[SSEEvent]:
@@ -143,6 +170,7 @@ class SSEDecoder:
             return []
         lines = [b"".join(self._pending)] if self._pending else []
         self._pending = []
+        self._pending_size = 0
         events = self._lines(lines)
         if self.done:
             return events
@@ -169,6 +197,9 @@ class SSEDecoder:
         for line in lines:
             if line.startswith(b"data:"):
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
+                self._data_size += len(line) + _LINE_COST
+                if self._data_size > self._limit >= 0:
+                    raise self._too_large("One event of the stream")
             elif not line:
                 if self._bare:
                     events.append(self._take_bare())
@@ -185,7 +216,10 @@ class SSEDecoder:
                 continue
             elif self._bare or line.lstrip()[:1] == b"{":
                 self._bare.append(line)
-                if _is_json(self._bare):
+                self._bare_size += len(line) + _LINE_COST
+                if self._bare_size > self._limit >= 0:
+                    raise self._too_large("A JSON value sent outside SSE framing")
+                if line.rstrip()[-1:] == b"}" and _is_json(self._bare):
                     events.append(self._take_bare())
             else:
                 self._field(line)
@@ -194,6 +228,7 @@ class SSEDecoder:
     def _dispatch(self) -> SSEEvent | None:
         data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
         self._data = []
+        self._data_size = 0
         event, self._event = self._event, None
         if data.strip() == _DONE:
             self.done = True
@@ -203,6 +238,7 @@ class SSEDecoder:
     def _take_bare(self) -> SSEEvent:
         data = b"\n".join(self._bare)
         self._bare = []
+        self._bare_size = 0
         return SSEEvent(data, id=self.last_event_id, retry=self.retry, bare=True)
 
     def _field(self, line: bytes) -> None:
@@ -211,6 +247,9 @@ class SSEDecoder:
             value = value[1:]
         if name == b"data":  # "data" with no colon: an empty data line
             self._data.append(value)
+            self._data_size += len(line) + _LINE_COST
+            if self._data_size > self._limit >= 0:
+                raise self._too_large("One event of the stream")
         elif name == b"event":
             self._event = value.decode("utf-8", errors="replace")
         elif name == b"id" and b"\0" not in value:
@@ -219,10 +258,21 @@ class SSEDecoder:
             self.retry = int(value)
         # Any other field name is ignored, as the spec says.
 
+    def _too_large(self, what: str) -> ResponseTooLargeError:
+        self._pending, self._data, self._bare = [], [], []
+        return too_large(what, self._limit)
+
 
 def _is_json(lines: list[bytes]) -> bool:
+    """Whether the bare lines so far form a JSON value (called only when one ends in ``}``)."""
+    text = b"\n".join(lines)
     try:
-        json.loads(b"\n".join(lines))
+        json.loads(text)
     except ValueError:
         return False
+    except RecursionError:  # complete or not, nested past what the parser reads
+        # No excerpt: the decoder has no redactor, and a line from the server may echo the key.
+        raise APIResponseValidationError(
+            f"A JSON value in the stream is nested too deeply to read ({len(text)} bytes)"
+        ) from None
     return True

@@ -7,19 +7,35 @@ how they move bytes, which they and their streams (`sfagent.client.streams`) do 
 The async client's default transport is httpx over aiohttp (``httpx-aiohttp``) when that package
 is installed, because httpx 0.28's own pool slows down badly under concurrency; see
 ``docs/client.md`` for the measurements. Pass ``http_client=`` to choose yourself.
+
+Every call is bounded twice over: in time, by its total timeout (every try, backoff wait, the
+wait for headers and the whole body or stream; see ``_deadline``), and in size, by
+``max_response_bytes`` on the decoded body, which is read in bounded pieces (see ``_body``).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from urllib.request import getproxies
 
 import anyio
 import httpx
 
+from sfagent._secret import Secret
+from sfagent.client._body import ACCEPT_ENCODING, DEFAULT_MAX_RESPONSE_BYTES, check_max_bytes
 from sfagent.client._core import ClientCore, RequestLike, logger
+from sfagent.client._deadline import Deadline, total_seconds
+from sfagent.client._reading import (
+    Answer,
+    AsyncAnswer,
+    Failure,
+    areceive,
+    receive,
+    socket_serving,
+)
 from sfagent.client.config import TRACE_ID_HEADER
 from sfagent.client.retry import RetryPolicy
 from sfagent.client.streams import AsyncChatStream, AsyncOpened, ChatStream, Opened, is_timeout
@@ -30,10 +46,24 @@ from sfagent.exceptions import (
 )
 from sfagent.messages import ChatCompletion
 
-__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT", "AsyncSiliconFlow", "SiliconFlow", "Timeout"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
+    "AsyncSiliconFlow",
+    "SiliconFlow",
+    "Timeout",
+]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=60.0)
 """Ten minutes to read (reasoning models think silently for minutes); ten seconds to connect."""
+
+DEFAULT_TOTAL_TIMEOUT = 1800.0
+"""Thirty minutes for a whole call, retries and the whole body or stream included. The longest
+answers SiliconFlow's models give (``max_tokens`` up to 32768, streamed at 20-50 tokens a second)
+take up to about a quarter of an hour; twice that leaves room, while a server that drips bytes
+can no longer hold a call, or a worker, forever."""
 
 DEFAULT_RETRY = RetryPolicy()
 """Three tries in all, full-jitter backoff from 1 s, within one minute (see `RetryPolicy`)."""
@@ -42,7 +72,7 @@ Timeout = httpx.Timeout | float
 
 
 class _ClientBase:
-    """What both clients hold: the shared core and the timeout."""
+    """What both clients hold: the shared core, the timeouts and the size cap."""
 
     def __init__(
         self,
@@ -51,11 +81,17 @@ class _ClientBase:
         timeout: Timeout | None,
         retry: RetryPolicy | None,
         default_headers: Mapping[str, str] | None,
+        total_timeout: float | None,
+        max_response_bytes: int | None,
     ) -> None:
         self._core = ClientCore(
             api_key=api_key, base_url=base_url, retry=retry, default_headers=default_headers
         )
         self._timeout = _as_timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        self._total = total_seconds(total_timeout, timeout, DEFAULT_TOTAL_TIMEOUT)
+        self._limit = check_max_bytes(max_response_bytes)
+        # Only encodings inflated in bounded pieces, unless the caller asked for others.
+        self._accept = not any(k.lower() == "accept-encoding" for k in self._core.headers)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._core.base_url!r})"
@@ -77,6 +113,8 @@ class _ClientBase:
         """The request to send (built once, sent again on each retry) and its URL."""
         url = self._core.url(path)
         headers = self._core.request_headers(stream=stream, json_body=body is not None)
+        if self._accept:
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
         request = http.build_request(
             method, url, content=body, headers=headers, timeout=self._call(timeout)
         )
@@ -87,6 +125,15 @@ class _ClientBase:
         # cut off reasoning models, and it cannot be told apart from a chosen one.
         return self._timeout if timeout is None else _as_timeout(timeout)
 
+    def _deadline(
+        self, method: str, path: str, timeout: Timeout | None, total_timeout: float | None
+    ) -> Callable[[], Deadline]:
+        """What starts a call's clock: a maker of its `Deadline`, from the arguments and the
+        client's total (a stream starts it when it is first used, not when it is made)."""
+        total = total_seconds(total_timeout, timeout, self._total)
+        what = f"{method} {self._core.url(path)}"
+        return functools.partial(Deadline, total, what)
+
 
 class SiliconFlow(_ClientBase):
     """Synchronous client for SiliconFlow's (or any OpenAI-compatible) chat completions.
@@ -96,13 +143,22 @@ class SiliconFlow(_ClientBase):
         base_url: The API base, ending in ``/v1``; defaults to ``$SILICONFLOW_BASE_URL``, then
             ``https://api.siliconflow.cn/v1``. International accounts use
             ``https://api.siliconflow.com/v1``: keys work on their own site only.
-        timeout: An `httpx.Timeout` or seconds; defaults to `DEFAULT_TIMEOUT`, also with
-            ``http_client`` (whose own timeout is not used). ``httpx.Timeout(None)`` disables
-            timeouts.
+        timeout: Per-phase timeouts (connect, read, write, pool): an `httpx.Timeout`, or
+            seconds, which then also bound each whole call; defaults to `DEFAULT_TIMEOUT`, also
+            with ``http_client`` (whose own timeout is not used). ``httpx.Timeout(None)``
+            disables them (the total still holds).
         retry: The retry policy; ``None`` disables retries.
         http_client: Your own `httpx.Client` (proxies, certificates...); you close it.
         default_headers: Extra headers sent with every request.
         sleep: How to wait between retries (tests pass a fake).
+        total_timeout: Seconds one whole call may take: every try and backoff wait, the wait
+            for headers, and the whole body or stream (until its last chunk is read); past it,
+            `APITimeoutError`. Defaults to a number given as ``timeout``, else
+            `DEFAULT_TOTAL_TIMEOUT`; ``math.inf`` for no bound.
+        max_response_bytes: The most a response may hold, decoded: a body (whatever its
+            compression), a stream's text, reasoning and tool-call arguments, any one line of
+            a stream; past it, `ResponseTooLargeError`. Defaults to
+            `DEFAULT_MAX_RESPONSE_BYTES` (32 MiB); ``None`` for no cap.
 
     Raises:
         ConfigurationError: No API key, or a base URL that is not http(s).
@@ -118,54 +174,92 @@ class SiliconFlow(_ClientBase):
         http_client: httpx.Client | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        total_timeout: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(api_key, base_url, timeout, retry, default_headers)
+        super().__init__(
+            api_key, base_url, timeout, retry, default_headers, total_timeout, max_response_bytes
+        )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client()
         self._sleep = sleep
 
-    def complete(self, request: RequestLike, *, timeout: Timeout | None = None) -> ChatCompletion:
+    def complete(
+        self,
+        request: RequestLike,
+        *,
+        timeout: Timeout | None = None,
+        total_timeout: float | None = None,
+    ) -> ChatCompletion:
         """Send a chat completion and return the whole response.
 
         Args:
             request: A `ChatRequest` (or a ready JSON body as a dict); ``stream`` is ignored.
-            timeout: This call's timeout, instead of the client's.
+            timeout: This call's per-phase timeouts, instead of the client's (a number also
+                bounds the whole call).
+            total_timeout: This call's total bound in seconds, instead of the client's.
 
         Raises:
             APIStatusError: A subclass per HTTP error status, after any retries.
-            APIConnectionError: The request never got an answer (`APITimeoutError` on timeout).
-            APIResponseValidationError: The answer is not a chat completion.
+            APIConnectionError: The request never got an answer (`APITimeoutError` on timeout,
+                or when the total timeout runs out).
+            APIResponseValidationError: The answer is not a chat completion
+                (`ResponseTooLargeError` past ``max_response_bytes``).
         """
         body = self._core.chat_body(request, stream=False)
-        response, _, _ = self._send("POST", "/chat/completions", body, timeout, stream=False)
+        start = self._deadline("POST", "/chat/completions", timeout, total_timeout)
+        response, data = self._fetch("POST", "/chat/completions", body, timeout, start())
         trace_id = response.headers.get(TRACE_ID_HEADER)
-        return self._core.parse_completion(response.content, trace_id=trace_id)
+        return self._core.parse_completion(data, trace_id=trace_id)
 
-    def stream(self, request: RequestLike, *, timeout: Timeout | None = None) -> ChatStream:
+    def stream(
+        self,
+        request: RequestLike,
+        *,
+        timeout: Timeout | None = None,
+        total_timeout: float | None = None,
+    ) -> ChatStream:
         """Start a streamed chat completion; iterate the returned `ChatStream` for chunks.
 
         The request is sent on first use (``with`` or iteration) and retried only until the
-        first byte of the stream arrives.
+        first byte of the stream arrives. The total timeout runs from then until the last
+        chunk is read; a stream out of time raises `APITimeoutError` whose ``partial`` holds
+        what arrived.
 
         Args:
             request: A `ChatRequest` (or a ready JSON body as a dict); ``stream`` is forced on.
-            timeout: This call's timeout, instead of the client's.
+            timeout: This call's per-phase timeouts, instead of the client's (a number also
+                bounds the whole call).
+            total_timeout: This call's total bound in seconds, instead of the client's.
         """
         body = self._core.chat_body(request, stream=True)
+        start = self._deadline("POST", "/chat/completions", timeout, total_timeout)
 
         def opener() -> Opened:
-            response, chunks, first = self._send(
-                "POST", "/chat/completions", body, timeout, stream=True
-            )
-            assert chunks is not None  # a stream always has a body iterator
-            return response, chunks, first
+            deadline = start()
+            try:
+                response, pieces, first = self._send(
+                    "POST", "/chat/completions", body, timeout, deadline, stream=True
+                )
+            except BaseException:
+                deadline.close()
+                raise
+            return response, pieces, first, deadline
 
-        return ChatStream(opener, self._core.redact)
+        return ChatStream(opener, self._core.redact, max_response_bytes=self._limit)
 
-    def list_models(self, *, timeout: Timeout | None = None) -> list[str]:
-        """The ids of the models the key can use (``GET /models``)."""
-        response, _, _ = self._send("GET", "/models", None, timeout, stream=False)
-        return self._core.parse_models(response.content)
+    def list_models(
+        self, *, timeout: Timeout | None = None, total_timeout: float | None = None
+    ) -> list[str]:
+        """The ids of the models the key can use (``GET /models``).
+
+        Args:
+            timeout: This call's per-phase timeouts, instead of the client's.
+            total_timeout: This call's total bound in seconds, instead of the client's.
+        """
+        start = self._deadline("GET", "/models", timeout, total_timeout)
+        _, data = self._fetch("GET", "/models", None, timeout, start())
+        return self._core.parse_models(data)
 
     def close(self) -> None:
         """Close the connection pool, unless it came from ``http_client=``."""
@@ -183,32 +277,63 @@ class SiliconFlow(_ClientBase):
     ) -> None:
         self.close()
 
+    def _fetch(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: Timeout | None,
+        deadline: Deadline,
+    ) -> tuple[httpx.Response, bytes]:
+        """Send with retries and read the whole body, within the deadline."""
+        try:
+            response, _, data = self._send(method, path, body, timeout, deadline, stream=False)
+        finally:
+            deadline.close()
+        return response, data
+
     def _send(
-        self, method: str, path: str, body: bytes | None, timeout: Timeout | None, *, stream: bool
-    ) -> tuple[httpx.Response, Iterator[bytes] | None, bytes]:
-        """Send with retries; for a stream, also read its first bytes (until then it is retried)."""
-        core = self._core
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        timeout: Timeout | None,
+        deadline: Deadline,
+        *,
+        stream: bool,
+    ) -> Answer:
+        """Send with retries until an answer: the response, its decoded body pieces, and the
+        first piece (a stream: retried until it arrives) or the whole body (otherwise)."""
         request, url = self._request(self._http, method, path, body, timeout, stream)
-        attempts = core.attempts()
+        phases = request.extensions["timeout"]
+        guard = deadline.arm(functools.partial(socket_serving, self._http, request))
+        if guard is not None:
+            request.extensions["trace"] = guard.trace
+        attempts = self._core.attempts(deadline=deadline.at)
         while True:
             number = attempts.begin()
-            retry_after = None
-            try:
-                response = self._http.send(request, stream=stream)
-                _log_response(method, url, response, number)
-                if response.is_success:
-                    if not stream:
-                        return response, None, b""
-                    chunks = response.iter_bytes()
-                    return response, chunks, _first(chunks, response)
-                retry_after = response.headers.get("retry-after")
-                error: APIError = core.status_error(
-                    response.status_code, response.read(), response.headers
-                )
-                response.close()
-            except httpx.TransportError as exc:
-                error = _transport_error(exc, method, url, number)
-            self._sleep(attempts.delay_after(error, retry_after=retry_after))
+            request.extensions["timeout"] = deadline.phases(phases)
+            outcome = self._attempt(request, deadline, url, number, stream=stream)
+            if not isinstance(outcome, Failure):
+                if deadline.fired:  # the watchdog ended a body that ends at EOF: cut short
+                    outcome[0].close()
+                    raise deadline.error()
+                return outcome
+            self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
+
+    def _attempt(
+        self, request: httpx.Request, deadline: Deadline, url: str, number: int, *, stream: bool
+    ) -> Answer | Failure:
+        """One try: the answer, or how it failed (a status, or the transport)."""
+        method = request.method
+        try:
+            response = self._http.send(request, stream=True)
+            deadline.watch(response.extensions.get("network_stream"), response.http_version)
+            _log_response(method, url, response, number)
+            return receive(response, self._core, self._limit, stream=stream)
+        except httpx.TransportError as exc:
+            failure = Failure(_transport_error(exc, method, url, number))
+        return failure.out_of_time(deadline)
 
 
 class AsyncSiliconFlow(_ClientBase):
@@ -221,11 +346,16 @@ class AsyncSiliconFlow(_ClientBase):
     Args:
         api_key: The API key; defaults to ``$SILICONFLOW_API_KEY``. Never logged or shown.
         base_url: The API base; defaults to ``$SILICONFLOW_BASE_URL``, then the ``.cn`` site.
-        timeout: An `httpx.Timeout` or seconds; defaults to `DEFAULT_TIMEOUT`.
+        timeout: Per-phase timeouts, or seconds that also bound each whole call; defaults to
+            `DEFAULT_TIMEOUT`.
         retry: The retry policy; ``None`` disables retries.
         http_client: Your own `httpx.AsyncClient`; you close it.
         default_headers: Extra headers sent with every request.
         sleep: How to wait between retries, awaited (tests pass a fake).
+        total_timeout: Seconds one whole call may take (see `SiliconFlow`); defaults to a
+            number given as ``timeout``, else `DEFAULT_TOTAL_TIMEOUT`.
+        max_response_bytes: The most a response may hold, decoded (see `SiliconFlow`);
+            defaults to `DEFAULT_MAX_RESPONSE_BYTES`.
 
     Raises:
         ConfigurationError: No API key, or a base URL that is not http(s).
@@ -241,8 +371,12 @@ class AsyncSiliconFlow(_ClientBase):
         http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        total_timeout: float | None = None,
+        max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        super().__init__(api_key, base_url, timeout, retry, default_headers)
+        super().__init__(
+            api_key, base_url, timeout, retry, default_headers, total_timeout, max_response_bytes
+        )
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(transport=_default_async_transport())
@@ -254,30 +388,51 @@ class AsyncSiliconFlow(_ClientBase):
         request: RequestLike,
         *,
         timeout: Timeout | None = None,  # noqa: ASYNC109 - httpx's per-phase timeouts
+        total_timeout: float | None = None,
     ) -> ChatCompletion:
         """Send a chat completion and return the whole response (see `SiliconFlow.complete`)."""
         body = self._core.chat_body(request, stream=False)
-        response, _, _ = await self._send("POST", "/chat/completions", body, timeout, stream=False)
+        start = self._deadline("POST", "/chat/completions", timeout, total_timeout)
+        response, _, data = await self._send(
+            "POST", "/chat/completions", body, timeout, start(), stream=False
+        )
         trace_id = response.headers.get(TRACE_ID_HEADER)
-        return self._core.parse_completion(response.content, trace_id=trace_id)
+        return self._core.parse_completion(data, trace_id=trace_id)
 
-    def stream(self, request: RequestLike, *, timeout: Timeout | None = None) -> AsyncChatStream:
-        """Start a streamed chat completion: ``async with client.stream(request) as s``."""
+    def stream(
+        self,
+        request: RequestLike,
+        *,
+        timeout: Timeout | None = None,
+        total_timeout: float | None = None,
+    ) -> AsyncChatStream:
+        """Start a streamed chat completion: ``async with client.stream(request) as s``.
+
+        The total timeout runs from the first use until the last chunk is read (see
+        `SiliconFlow.stream`).
+        """
         body = self._core.chat_body(request, stream=True)
+        start = self._deadline("POST", "/chat/completions", timeout, total_timeout)
 
         async def opener() -> AsyncOpened:
-            response, chunks, first = await self._send(
-                "POST", "/chat/completions", body, timeout, stream=True
+            deadline = start()
+            response, pieces, first = await self._send(
+                "POST", "/chat/completions", body, timeout, deadline, stream=True
             )
-            assert chunks is not None  # a stream always has a body iterator
-            return response, chunks, first
+            return response, pieces, first, deadline
 
-        return AsyncChatStream(opener, self._core.redact)
+        return AsyncChatStream(opener, self._core.redact, max_response_bytes=self._limit)
 
-    async def list_models(self, *, timeout: Timeout | None = None) -> list[str]:  # noqa: ASYNC109
+    async def list_models(
+        self,
+        *,
+        timeout: Timeout | None = None,  # noqa: ASYNC109
+        total_timeout: float | None = None,
+    ) -> list[str]:
         """The ids of the models the key can use (``GET /models``)."""
-        response, _, _ = await self._send("GET", "/models", None, timeout, stream=False)
-        return self._core.parse_models(response.content)
+        start = self._deadline("GET", "/models", timeout, total_timeout)
+        _, _, data = await self._send("GET", "/models", None, timeout, start(), stream=False)
+        return self._core.parse_models(data)
 
     async def close(self) -> None:
         """Close the connection pool, unless it came from ``http_client=``."""
@@ -301,32 +456,39 @@ class AsyncSiliconFlow(_ClientBase):
         path: str,
         body: bytes | None,
         timeout: Timeout | None,  # noqa: ASYNC109
+        deadline: Deadline,
         *,
         stream: bool,
-    ) -> tuple[httpx.Response, AsyncIterator[bytes] | None, bytes]:
-        """Send with retries; for a stream, also read its first bytes (see `SiliconFlow._send`)."""
-        core = self._core
+    ) -> AsyncAnswer:
+        """Send with retries until an answer (see `SiliconFlow._send`); each try runs in a
+        cancel scope that ends at the deadline."""
         request, url = self._request(self._http, method, path, body, timeout, stream)
-        attempts = core.attempts()
+        phases = request.extensions["timeout"]
+        attempts = self._core.attempts(deadline=deadline.at)
         while True:
             number = attempts.begin()
-            retry_after = None
-            try:
-                response = await self._http.send(request, stream=stream)
-                _log_response(method, url, response, number)
-                if response.is_success:
-                    if not stream:
-                        return response, None, b""
-                    chunks = response.aiter_bytes()
-                    return response, chunks, await _afirst(chunks, response)
-                retry_after = response.headers.get("retry-after")
-                error: APIError = core.status_error(
-                    response.status_code, await response.aread(), response.headers
-                )
-                await response.aclose()
-            except httpx.TransportError as exc:
-                error = _transport_error(exc, method, url, number)
-            await self._sleep(attempts.delay_after(error, retry_after=retry_after))
+            request.extensions["timeout"] = deadline.phases(phases)
+            outcome = None
+            with anyio.move_on_after(deadline.left()):
+                outcome = await self._attempt(request, deadline, url, number, stream=stream)
+            if outcome is None:  # the scope ended the try
+                raise deadline.error()
+            if not isinstance(outcome, Failure):
+                return outcome
+            await self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
+
+    async def _attempt(
+        self, request: httpx.Request, deadline: Deadline, url: str, number: int, *, stream: bool
+    ) -> AsyncAnswer | Failure:
+        """One try (see `SiliconFlow._attempt`)."""
+        method = request.method
+        try:
+            response = await self._http.send(request, stream=True)
+            _log_response(method, url, response, number)
+            return await areceive(response, self._core, self._limit, stream=stream)
+        except httpx.TransportError as exc:
+            failure = Failure(_transport_error(exc, method, url, number))
+        return failure.out_of_time(deadline)
 
 
 # --- the thin shared helpers that touch httpx objects ------------------------------------------
@@ -349,44 +511,41 @@ def _default_async_transport() -> httpx.AsyncBaseTransport | None:
 
 
 def _log_response(method: str, url: str, response: httpx.Response, attempt: int) -> None:
+    trace_id = response.headers.get(TRACE_ID_HEADER)
+    if trace_id:  # a header the server chose: it may echo the key
+        trace_id = _sent_key(response).redact(trace_id)
     logger.debug(
         "%s %s -> %d (attempt %d, trace id %s)",
         method,
         url,
         response.status_code,
         attempt,
-        response.headers.get(TRACE_ID_HEADER),
+        trace_id,
     )
 
 
 def _transport_error(exc: httpx.TransportError, method: str, url: str, attempt: int) -> APIError:
     kind = type(exc).__name__
     logger.debug("%s %s failed (attempt %d): %s", method, url, attempt, kind)
-    detail = str(exc) or kind
+    detail = _sent_key(exc).redact(str(exc)) or kind
     error: APIError
     if is_timeout(exc):
         error = APITimeoutError(f"Request to {url} timed out ({kind}): {detail}")
     else:
         error = APIConnectionError(f"Connection error on {url} ({kind}): {detail}")
-    error.__cause__ = exc
+    # Not chained (`raise ... from None`): httpx's error holds the request, and the request its
+    # Authorization header. Its type and message are in ours; the caller raises outside the
+    # `except`, so it is no __context__ either.
+    error.__cause__ = None
+    error.__suppress_context__ = True
     return error
 
 
-def _first(chunks: Iterator[bytes], response: httpx.Response) -> bytes:
+def _sent_key(source: httpx.Response | httpx.HTTPError) -> Secret:
+    """The key the request behind a response or an error carried, to redact what came back."""
     try:
-        return next(chunks, b"")
-    except BaseException:
-        getattr(chunks, "close", lambda: None)()
-        response.close()
-        raise
-
-
-async def _afirst(chunks: AsyncIterator[bytes], response: httpx.Response) -> bytes:
-    try:
-        return await anext(chunks, b"")
-    except BaseException:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        await response.aclose()
-        raise
+        request = source.request
+    except RuntimeError:  # an error raised before there was a request
+        return Secret(None)
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return Secret(key.strip() if scheme.lower() == "bearer" else None)

@@ -38,7 +38,10 @@ def resolve_api_key(api_key: str | None) -> str:
     key = key.strip()
     if not key:
         raise ConfigurationError(
-            f"No API key: pass api_key=... or set the {API_KEY_ENV} environment variable"
+            f"No API key: pass api_key=... or set the {API_KEY_ENV} environment variable. "
+            "To run without a key, use the offline demo model: "
+            "Agent(DemoModel(), tools=[...]) with `from sfagent.offline import DemoModel` "
+            "(the `sfagent run FILE` command does this by itself)"
         )
     # A control character, a space or a non-ASCII character makes an invalid header, and the
     # error httpx raises for it quotes the key: refuse it here, without quoting it.

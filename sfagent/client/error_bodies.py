@@ -6,11 +6,17 @@ OpenAI's ``{"error": {"message", "type", "code"}}``. The same objects also arriv
 as a non-stream body or inside a stream: `is_error_reply` tells them from an answer, and
 `stream_error_status` infers the status they stand for. Everything here is pure: bytes or parsed
 JSON in, values out, so the HTTP clients and the stream layer share one reading.
+
+A server may echo the API key in any of these. Given ``redact=`` (the clients pass
+`sfagent._secret.Secret.redact`), every reader here applies it to the raw body before the body is
+parsed, quoted or cut, so no cut can leave a piece of the key behind, and to the trace id.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -22,19 +28,28 @@ if TYPE_CHECKING:
 
     from sfagent.messages import ChatCompletion, ChatCompletionChunk
 
+_TEXT_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+"""A named error code: ASCII, short, no spaces (anything else is not kept as a code)."""
+
 __all__ = [
     "MAX_MESSAGE_CHARS",
+    "Redact",
     "error_from_response",
     "error_from_stream_payload",
     "invalid_body",
     "is_error_reply",
     "parse_error_body",
     "parse_json_body",
+    "redacted_body",
+    "redacted_excerpt",
     "stream_error_status",
 ]
 
 MAX_MESSAGE_CHARS = MAX_EXCERPT_CHARS
 """Longer messages (an HTML error page from a proxy, say) are cut to this many characters."""
+
+Redact = Callable[[str], str]
+"""Removes a secret from text a server sent (see `sfagent._secret.Secret.redact`)."""
 
 
 def parse_json_body(body: bytes | str | object) -> object:
@@ -60,16 +75,47 @@ def parse_json_body(body: bytes | str | object) -> object:
     return parsed
 
 
-def parse_error_body(body: bytes | str | object) -> tuple[int | None, str]:
-    """Extract SiliconFlow's numeric error code and the message from an error body.
+def redacted_body(body: bytes | str | object, redact: Redact) -> object:
+    """`parse_json_body` of `body`, cleaned by `redact` first: nothing read from it holds a secret.
+
+    The raw text is redacted before it is parsed; when it has escapes (``\\u0073k-...`` can
+    spell a key), every string of the parsed value is redacted too. An already parsed value is
+    read as its JSON text.
+
+    Args:
+        body: Raw bytes or text from the wire, or an already parsed value.
+        redact: Removes the secret from a text.
+    """
+    if isinstance(body, (bytes, bytearray)):
+        text = bytes(body).decode("utf-8", errors="replace")
+    elif isinstance(body, str) or body is None:
+        text = body or ""
+    else:
+        try:
+            text = json.dumps(body, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = "(a value that cannot be shown as JSON)"
+    text = redact(text)
+    parsed = parse_json_body(text)
+    if "\\" not in text:  # every string in `parsed` is a piece of `text`, already clean
+        return parsed
+    if isinstance(parsed, str):
+        return redact(parsed)
+    if isinstance(parsed, (dict, list)):
+        _redact_strings(parsed, redact)
+    return parsed
+
+
+def parse_error_body(body: bytes | str | object) -> tuple[int | str | None, str]:
+    """Extract the error code (SiliconFlow's number, or a named one) and the message.
 
     Args:
         body: Raw bytes or text, or an already parsed JSON value (dict, string, ``None``...).
 
     Returns:
-        ``(code, message)``: the numeric code when the body carries one (``None`` otherwise,
-        including OpenAI's string codes such as ``"invalid_request_error"``), and the message,
-        ``""`` when the body says nothing usable.
+        ``(code, message)``: the code when the body carries one (SiliconFlow's numbers as
+        ``int``, named codes such as OpenAI's ``"context_length_exceeded"`` as ``str``; ``None``
+        otherwise), and the message, ``""`` when the body says nothing usable.
     """
     parsed = parse_json_body(body)
     if parsed is None:
@@ -82,7 +128,11 @@ def parse_error_body(body: bytes | str | object) -> tuple[int | None, str]:
 
 
 def error_from_response(
-    status_code: int, body: bytes | str | object, *, trace_id: str | None
+    status_code: int,
+    body: bytes | str | object,
+    *,
+    trace_id: str | None,
+    redact: Redact | None = None,
 ) -> APIStatusError:
     """Build the typed error for an HTTP error status (or an error object inside a stream).
 
@@ -90,11 +140,16 @@ def error_from_response(
         status_code: The HTTP status, or for a mid-stream error the status its code implies.
         body: The body as received (bytes or text) or already parsed.
         trace_id: The ``x-siliconcloud-trace-id`` response header, when present.
+        redact: Applied to the body before it is read and to the trace id (see `redacted_body`).
 
     Returns:
         An instance of the `APIStatusError` subclass for the status; not raised.
     """
-    parsed = parse_json_body(body)
+    parsed = _read(body, redact)
+    return _status_error(status_code, parsed, _header(trace_id, redact))
+
+
+def _status_error(status_code: int, parsed: object, trace_id: str | None) -> APIStatusError:
     code, message = parse_error_body(parsed)
     if not message:
         message = _reason_phrase(status_code)
@@ -148,7 +203,7 @@ def stream_error_status(payload: object) -> int:
         if isinstance(status, int) and not isinstance(status, bool) and 400 <= status < 600:
             return status
     code = _as_code(source.get("code"))
-    if code is not None:
+    if isinstance(code, int):
         if 20000 <= code < 21000:
             return 400
         if code == 50505:
@@ -162,38 +217,96 @@ def stream_error_status(payload: object) -> int:
 
 
 def error_from_stream_payload(
-    payload: bytes | str | object, *, trace_id: str | None = None
+    payload: bytes | str | object,
+    *,
+    trace_id: str | None = None,
+    redact: Redact | None = None,
 ) -> APIStatusError:
     """Turn an error object that came after HTTP 200 into the typed error (not raised).
 
     Args:
         payload: The raw bytes/text of the stream event or body, or the parsed JSON.
         trace_id: The ``x-siliconcloud-trace-id`` header of the (HTTP 200) response.
+        redact: Applied to the payload before it is read and to the trace id.
 
     Returns:
         The `APIStatusError` subclass for the status `stream_error_status` infers.
     """
-    parsed = parse_json_body(payload)
-    return error_from_response(stream_error_status(parsed), parsed, trace_id=trace_id)
+    parsed = _read(payload, redact)
+    return _status_error(stream_error_status(parsed), parsed, _header(trace_id, redact))
 
 
-def invalid_body(what: str, exc: ValidationError, body: bytes) -> APIResponseValidationError:
+def invalid_body(
+    what: str, exc: ValidationError, body: bytes | str, *, redact: Redact | None = None
+) -> APIResponseValidationError:
     """The error for a body that is not what it should be: the first problem, and the body's start.
+
+    Raise it outside the ``except`` that caught `exc`: the validation error quotes the raw body,
+    and must not become the new error's ``__context__``.
 
     Args:
         what: What went wrong, e.g. ``"The response is not a chat completion"``.
         exc: The validation error the body raised.
         body: The raw body, quoted (cut) in the error.
+        redact: Applied to the body's start before it is cut, and to the message (whose
+            location may name a key the server sent).
     """
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "top level"
-    return APIResponseValidationError(f"{what}: {first['msg']} at {where}", body=excerpt(body))
+    message = f"{what}: {first['msg']} at {where}"
+    if redact is None:
+        return APIResponseValidationError(message, body=excerpt(body))
+    return APIResponseValidationError(redact(message), body=redacted_excerpt(body, redact))
+
+
+def redacted_excerpt(body: bytes | str, redact: Redact) -> str:
+    """The start of a raw body for an error to quote, redacted before it is cut.
+
+    A window four times the cut is redacted, then cut, so no piece of a secret survives at
+    the edge (a shorter piece than `redact` removes may, by design).
+    """
+    return excerpt(redact(excerpt(body, 4 * MAX_EXCERPT_CHARS)))
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _from_mapping(data: dict[object, object]) -> tuple[int | None, str]:
+def _read(body: bytes | str | object, redact: Redact | None) -> object:
+    return parse_json_body(body) if redact is None else redacted_body(body, redact)
+
+
+def _header(value: str | None, redact: Redact | None) -> str | None:
+    return redact(value) if value and redact is not None else value
+
+
+def _redact_strings(value: dict[str, Any] | list[Any], redact: Redact) -> None:
+    """Apply `redact` to every string in parsed JSON, keys included, in place, at any depth."""
+    nodes: list[dict[str, Any] | list[Any]] = []
+    texts: list[str] = []
+    stack = [value]
+    while stack:  # iterative: JSON nested as deep as the parser allows is no RecursionError
+        node = stack.pop()
+        nodes.append(node)
+        for item in node if isinstance(node, list) else [*node, *node.values()]:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+    # Every string checked at once (what is found in one is found in all joined); each is
+    # rewritten only when there is something to remove, so a big clean body costs one pass.
+    joined = "\n".join(texts)
+    if redact(joined) == joined:
+        return
+    for node in nodes:
+        if isinstance(node, list):
+            node[:] = [redact(item) if isinstance(item, str) else item for item in node]
+        else:
+            pairs = [(redact(k), redact(v) if isinstance(v, str) else v) for k, v in node.items()]
+            node.clear()
+            node.update(pairs)
+
+
+def _from_mapping(data: dict[object, object]) -> tuple[int | str | None, str]:
     inner = data.get("error")
     if isinstance(inner, dict):
         # OpenAI's shape; its code is usually a string like "invalid_request_error".
@@ -208,9 +321,11 @@ def _from_mapping(data: dict[object, object]) -> tuple[int | None, str]:
     return code, _as_text(data)
 
 
-def _as_code(value: object) -> int | None:
+def _as_code(value: object) -> int | str | None:
     # A numeric code, or one written in plain ASCII digits: `str.isdigit` also accepts "²" and
     # other digits `int` refuses, and `int` refuses very long strings (18 digits at most).
+    # Any other code a server names (OpenAI's and llama.cpp's "context_length_exceeded") is
+    # kept as text when it looks like a code, never as arbitrary text from the wire.
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -219,6 +334,8 @@ def _as_code(value: object) -> int | None:
         text = value.strip()
         if text.isascii() and text.isdigit() and len(text) <= 18:
             return int(text)
+        if _TEXT_CODE.fullmatch(text):
+            return text
     return None
 
 

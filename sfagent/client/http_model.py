@@ -73,7 +73,7 @@ class HTTPModel:
         self._async_client = async_client
         # An async client belongs to the event loop it was opened in: one per loop, so an
         # agent survives being run by several `asyncio.run(...)` calls.
-        self._async_by_loop: weakref.WeakKeyDictionary[Any, AsyncSiliconFlow] = (
+        self._async_by_loop: weakref.WeakKeyDictionary[Any, tuple[AsyncSiliconFlow, Any]] = (
             weakref.WeakKeyDictionary()
         )
         self._api_key = Secret(api_key)  # never in a repr, nor in vars()
@@ -108,26 +108,25 @@ class HTTPModel:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        client = self._async_by_loop.get(loop)
-        if client is None:
+        held = self._async_by_loop.get(loop)
+        if held is None:
             from sfagent.client.clients import AsyncSiliconFlow
 
-            client = self._async_by_loop[loop] = AsyncSiliconFlow(
-                api_key=self._api_key.value, **self._options
-            )
-        return client
+            client = AsyncSiliconFlow(api_key=self._api_key.value, **self._options)
+            held = self._async_by_loop[loop] = (client, _closed_with_the_loop(client))
+        return held[0]
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatCompletion:
         """Answer `request` whole (see `SiliconFlow.complete`)."""
         client = self.client
         RequestGuard.check(client.base_url)
-        return client.complete(request, timeout=_http_timeout(timeout))
+        return client.complete(request, total_timeout=timeout)
 
     def stream(self, request: ChatRequest, *, timeout: float | None = None) -> ModelStream:
         """Answer `request` as a stream (see `SiliconFlow.stream`)."""
         client = self.client
         RequestGuard.check(client.base_url)
-        return client.stream(request, timeout=_http_timeout(timeout))
+        return client.stream(request, total_timeout=timeout)
 
     async def complete_async(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -135,7 +134,7 @@ class HTTPModel:
         """Answer `request` whole (see `AsyncSiliconFlow.complete`)."""
         client = self.async_client
         RequestGuard.check(client.base_url)
-        return await client.complete(request, timeout=_http_timeout(timeout))
+        return await client.complete(request, total_timeout=timeout)
 
     def stream_async(
         self, request: ChatRequest, *, timeout: float | None = None
@@ -143,7 +142,7 @@ class HTTPModel:
         """Answer `request` as a stream (see `AsyncSiliconFlow.stream`)."""
         client = self.async_client
         RequestGuard.check(client.base_url)
-        return client.stream(request, timeout=_http_timeout(timeout))
+        return client.stream(request, total_timeout=timeout)
 
     def close(self) -> None:
         """Close the sync client, if it was made here."""
@@ -156,15 +155,30 @@ class HTTPModel:
         self.close()
         import asyncio
 
-        client = self._async_by_loop.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+        held = self._async_by_loop.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held[0].close()
+
+
+def _closed_with_the_loop(client: AsyncSiliconFlow) -> Any:
+    """Close `client` when its event loop shuts down, if nobody closed it before.
+
+    `asyncio.run(agent.run(...))` is the documented one-shot use, and an agent that was never
+    closed would leave aiohttp to complain ("Unclosed client session") at exit. Event loops
+    close the async generators still suspended in them when they shut down
+    (`loop.shutdown_asyncgens`, which `asyncio.run` calls), so one suspended here closes the
+    client then, in its own loop.
+    """
+    import asyncio
+
+    async def closer() -> Any:
+        try:
+            yield
+        finally:
             await client.close()
 
-
-def _http_timeout(budget: float | None) -> Any:
-    if budget is None:
-        return None
-    import httpx
-
-    # The run's remaining budget bounds every phase of this request.
-    return httpx.Timeout(budget)
+    generator = closer()
+    # Advanced to its first `yield` by a task, so that the loop tracks it and its `finally`
+    # runs on shutdown; the returned references keep both alive as long as the client is held.
+    started = asyncio.ensure_future(generator.__anext__())
+    return generator, started

@@ -277,6 +277,7 @@ def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
         text = f"the model returned no answer: {exc}"
         raise model_request_error(exc, message=text, result=state.partial()) from exc
     add_usage(state.usage, response, state.messages)
+    message = _unique_call_ids(message)
     state.messages.append(message)
     logger.debug(
         "turn %d: finish_reason=%s tool_calls=%d",
@@ -285,6 +286,25 @@ def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
         len(message.tool_calls or ()),
     )
     return message
+
+
+def _unique_call_ids(message: AssistantMessage) -> AssistantMessage:
+    """The message with every tool call's id unique (a repeated one gets a suffix).
+
+    Each call is answered by a tool message naming its id; two calls sharing one (a server
+    that reuses ids) would leave the model unable to tell their results apart.
+    """
+    calls = message.tool_calls or []
+    ids = [call.id for call in calls]
+    if len(set(ids)) == len(ids):
+        return message
+    seen: set[str] = set()
+    renamed = []
+    for position, call in enumerate(calls):
+        new_id = call.id if call.id not in seen else f"{call.id}_{position}"
+        seen.add(new_id)
+        renamed.append(call if new_id == call.id else call.model_copy(update={"id": new_id}))
+    return message.model_copy(update={"tool_calls": renamed})
 
 
 def _finish(state: RunState, output: Any) -> Generator[Action, Any, RunResult[Any]]:

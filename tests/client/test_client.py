@@ -173,12 +173,13 @@ def test_timeouts_default_client_and_per_call(fixtures_dir: Path) -> None:
     assert timeouts[0] == DEFAULT_TIMEOUT.as_dict()
     assert timeouts[0]["read"] >= 600
     assert timeouts[0]["connect"] <= 10
-    assert timeouts[1] == httpx.Timeout(3.0).as_dict()
+    # A number also bounds the whole call: each phase gets at most the time left of it.
+    assert all(2.5 < value <= 3.0 for value in timeouts[1].values())
     assert timeouts[2]["read"] == 42.0
     handler, seen = scripted(ok_json(fixtures_dir))
     with mock_client(handler, timeout=7.0) as (client, _):
         client.complete(REQUEST)
-    assert seen[0].extensions["timeout"] == httpx.Timeout(7.0).as_dict()
+    assert all(6.5 < value <= 7.0 for value in seen[0].extensions["timeout"].values())
 
 
 @pytest.mark.parametrize(
@@ -292,7 +293,10 @@ def test_connection_errors_and_timeouts_are_typed_and_retried(fixtures_dir: Path
     handler, _ = scripted(*(httpx.ReadTimeout("slow") for _ in range(3)))
     with mock_client(handler) as (client, _), pytest.raises(APITimeoutError) as timeout:
         client.complete(REQUEST)
-    assert isinstance(timeout.value.__cause__, httpx.ReadTimeout)
+    # Named, not chained: httpx's error holds the request and its Authorization header.
+    assert "ReadTimeout" in str(timeout.value)
+    assert timeout.value.__cause__ is None
+    assert timeout.value.__context__ is None
     handler, _ = scripted(httpx.RemoteProtocolError("reset"))
     with mock_client(handler, retry=None) as (client, _), pytest.raises(APIConnectionError) as err:
         client.complete(REQUEST)

@@ -82,7 +82,15 @@ def test_every_fixture_body_maps_to_its_error(fixtures_dir: Path) -> None:
         ("404 page not found\n", (None, "404 page not found")),
         (
             {"error": {"message": "pass it back", "type": "invalid_request_error", "code": "x"}},
-            (None, "pass it back"),
+            ("x", "pass it back"),
+        ),
+        (
+            {"error": {"message": "too long", "code": "context_length_exceeded"}},
+            ("context_length_exceeded", "too long"),
+        ),
+        (
+            {"error": {"message": "not a code", "code": "two words"}},
+            (None, "not a code"),
         ),
         ({"error": {"message": "quota", "type": "t", "code": 429}}, (429, "quota")),
         ({"error": {"message": "numeric string", "code": "60000"}}, (60000, "numeric string")),

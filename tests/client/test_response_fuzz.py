@@ -6,6 +6,10 @@ JSON with random field values, and random mutations of the captured fixture bodi
 client core's parser and then through every accessor the agent loop uses; error statuses with
 random bodies; error objects inside streams; and whole agent turns on random bodies. Nothing may
 escape but an `SFAgentError` subclass: no KeyError, TypeError, ValueError or ValidationError.
+
+Hostile shapes too: JSON nested past the parser's depth (bodies, error bodies, ``data:`` lines,
+bare lines), a JSON completion sent to a stream request, tool-call fragments that reuse ids and
+carry no index (no fragment may be lost), and streams read under tiny size caps.
 """
 
 from __future__ import annotations
@@ -152,6 +156,7 @@ BODIES = st.one_of(
 ).map(str.encode) | st.binary(max_size=60)
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # nested past any recursion limit
+DEEP_OBJECT = b'{"a":' * 5000 + b"1" + b"}" * 5000  # the same, as objects (a bare SSE line)
 UNREADABLE_CODE = '{"code": "²", "message": "overloaded", "data": null}'.encode()
 HUGE_CODE = b'{"code": "' + b"9" * 5000 + b'", "message": "x"}'
 
@@ -267,6 +272,7 @@ def serving(status: int, body: bytes, headers: dict[str, str]) -> Iterator[Silic
 @example(status=400, body=UNREADABLE_CODE, trace=None)
 @example(status=503, body=HUGE_CODE, trace=None)
 @example(status=500, body=DEEP, trace=None)
+@example(status=503, body=DEEP_OBJECT, trace=None)
 def test_error_statuses_always_raise_their_status_error(
     status: int, body: bytes, trace: str | None
 ) -> None:
@@ -285,6 +291,7 @@ def test_error_statuses_always_raise_their_status_error(
 @example(body=UNREADABLE_CODE)
 @example(body=HUGE_CODE)
 @example(body=DEEP)
+@example(body=DEEP_OBJECT)
 def test_success_status_bodies_answer_or_raise_typed_errors(body: bytes) -> None:
     with serving(200, body, {}) as client:
         try:
@@ -309,6 +316,9 @@ FIRST_CHUNK = (
 )
 @example(payload=UNREADABLE_CODE.decode(), framing="bare")
 @example(payload=DEEP.decode(), framing="bare")
+@example(payload=DEEP_OBJECT.decode(), framing="bare")
+@example(payload=DEEP_OBJECT.decode(), framing="data")
+@example(payload=DEEP_OBJECT.decode(), framing="event: error")
 def test_anything_inside_a_stream_raises_only_typed_errors(payload: str, framing: str) -> None:
     line = payload.replace("\n", " ").encode()
     if framing == "data":
@@ -318,6 +328,87 @@ def test_anything_inside_a_stream_raises_only_typed_errors(payload: str, framing
     state = StreamState(trace_id="t")
     try:
         state.feed(FIRST_CHUNK + line + b"\n\ndata: [DONE]\n\n")
+        completion = state.finish()
+    except SFAgentError:
+        return
+    exercise(completion)
+
+
+@FUZZ
+@given(body=BODIES | COMPLETION.map(json.dumps).map(str.encode), data=st.data())
+@example(body=DEEP_OBJECT, data=None)
+@example(body=b'{"code": 50505, "message": "busy", "data": null}', data=None)
+def test_a_json_answer_to_a_stream_request_folds_or_raises_typed_errors(
+    body: bytes, data: st.DataObject | None
+) -> None:
+    # A server that ignores stream: true answers with JSON; read in random pieces.
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=4))) if data else []
+    state = StreamState(trace_id="t", content_type="application/json")
+    try:
+        chunks = []
+        for start, end in zip([0, *cuts], [*cuts, len(body)], strict=True):
+            chunks += state.feed(body[start:end])
+        chunks += state.end()
+    except SFAgentError:
+        return
+    assert state.response is not None
+    exercise(state.response)
+    assert len(chunks) <= 1  # a plain body is one chunk (an event stream: what it held)
+
+
+IDS = st.sampled_from(["a", "b", None])
+FRAGMENTS = st.sampled_from(["{", "}", '{"x": 1}', '"k": "}{"', ", ", "[1]", "", '{"y"'])
+
+
+@FUZZ
+@given(
+    fragments=st.lists(
+        st.tuples(IDS, st.none() | st.integers(0, 2), FRAGMENTS, st.sampled_from(["f", None])),
+        max_size=12,
+    )
+)
+@example(fragments=[("x", None, '{"a": 1, "b": 2}', "f"), ("x", None, '{"a": 10, "b": 20}', "f")])
+def test_tool_call_fragments_are_never_lost(
+    fragments: list[tuple[str | None, int | None, str, str | None]],
+) -> None:
+    # Ids reused or repeated, indexes missing: however they are grouped, every fragment's
+    # arguments end up in exactly one call, in the order they came.
+    state = StreamState()
+    for call_id, index, arguments, name in fragments:
+        fragment: dict[str, Any] = {"function": {"arguments": arguments}}
+        if call_id is not None:
+            fragment["id"] = call_id
+        if index is not None:
+            fragment["index"] = index
+        if name is not None:
+            fragment["function"]["name"] = name
+        chunk = {"choices": [{"index": 0, "delta": {"tool_calls": [fragment]}}]}
+        state.feed(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    state.feed(b"data: [DONE]\n\n")
+    calls = state.finish().message.tool_calls if fragments else None
+    joined = "".join(call.function.arguments for call in calls or ())
+    assert sorted(joined) == sorted("".join(arguments for _, _, arguments, _ in fragments))
+
+
+@FUZZ
+@given(
+    payload=st.lists(JSON.map(json.dumps), max_size=6),
+    framing=st.sampled_from(["bare", "data", "unterminated"]),
+    cap=st.integers(1, 400),
+    split=st.integers(1, 64),
+)
+def test_tiny_caps_give_only_typed_errors(
+    payload: list[str], framing: str, cap: int, split: int
+) -> None:
+    lines = [p.replace("\n", " ").encode() for p in payload]
+    if framing == "data":
+        lines = [b"data: " + line for line in lines]
+    body = FIRST_CHUNK + b"\n\n".join(lines) + (b"" if framing == "unterminated" else b"\n\n")
+    state = StreamState(max_response_bytes=cap)
+    try:
+        for at in range(0, len(body), split):
+            state.feed(body[at : at + split])
+        state.feed(b"data: [DONE]\n\n")
         completion = state.finish()
     except SFAgentError:
         return

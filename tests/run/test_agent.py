@@ -605,3 +605,14 @@ def test_text_tool_calls_can_be_switched_off(driver: str) -> None:
     model = ScriptedModel([Reply(text=QWEN_TEXT_CALL)])
     agent = Agent(model, tools=[add], text_tool_calls=False)
     assert drive(agent, driver, "2+3?").result.output == QWEN_TEXT_CALL
+
+
+def test_calls_that_share_an_id_are_answered_apart(driver: str) -> None:
+    # Some servers reuse an id; each call still gets its own answer the model can tell apart.
+    calls = [call("add", {"a": 1, "b": 1}, id="dup"), call("add", {"a": 2, "b": 2}, id="dup")]
+    model = ScriptedModel([Reply(tool_calls=calls), "2 and 4"])
+    result = drive(Agent(model, tools=[add]), driver, "go").result
+    ids = [c["id"] for c in result.messages[1]["tool_calls"]]
+    assert len(set(ids)) == 2
+    answers = [(m["tool_call_id"], m["content"]) for m in result.messages if m["role"] == "tool"]
+    assert answers == [(ids[0], "2"), (ids[1], "4")]

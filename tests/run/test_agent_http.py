@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sfagent import UserError, tool
 from sfagent.agent import Agent
-from sfagent.exceptions import AuthenticationError, ModelRequestError, RateLimitError
+from sfagent.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    ModelRequestError,
+    RateLimitError,
+)
 from sfagent.testing import (
     DemoModel,
     LoopbackServer,
@@ -135,3 +143,36 @@ def test_missing_key_is_reported_before_any_request(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("SILICONFLOW_API_KEY", raising=False)
     with pytest.raises(UserError, match="SILICONFLOW_API_KEY"):
         Agent("m")
+
+
+def test_no_key_says_how_to_run_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SILICONFLOW_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="SILICONFLOW_API_KEY") as info:
+        Agent("Qwen/Qwen3-8B")
+    assert "from sfagent.offline import DemoModel" in str(info.value)
+
+
+def test_a_one_shot_async_run_leaves_nothing_unclosed(tmp_path: Path) -> None:
+    # `asyncio.run(agent.run(...))` with no close: aiohttp used to print "Unclosed client
+    # session" at exit. The agent's client now closes when its event loop shuts down.
+    script = tmp_path / "one_shot.py"
+    script.write_text(
+        "import asyncio\n"
+        "from sfagent import Agent\n"
+        "from sfagent.testing import LoopbackServer, Reply\n"
+        "with LoopbackServer([Reply(text='hi')]) as server:\n"
+        "    agent = Agent('m', api_key='sk-x', base_url=server.base_url)\n"
+        "    print(asyncio.run(agent.run('hello')).output)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hi"
+    assert "Unclosed" not in done.stderr
+    assert done.stderr == ""

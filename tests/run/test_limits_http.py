@@ -108,3 +108,45 @@ def test_json_schema_rejected_falls_back_to_json_object(
     assert second["messages"] == first["messages"]  # the same request, only the format changed
     assert second.get("stream", False) is driver.startswith("stream")
     assert result.usage.requests == 1
+
+
+# --- the time limit holds during a request --------------------------------------------------
+
+LIMIT = 1.0
+SLACK = 0.25  # the bound: a run ends within time_limit + 0.25 s
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_server_that_never_answers_ends_the_run_on_time(
+    server: LoopbackServer, driver: str
+) -> None:
+    # Retries included: no retry starts that cannot finish before the deadline.
+    server.add(Reply(text="too late", delay=10))
+    agent = Agent("model-id", api_key=KEY, base_url=server.base_url, time_limit=LIMIT)
+    started = time.monotonic()
+    with pytest.raises(BudgetExceeded) as info:
+        drive(agent, driver, "hello")
+    elapsed = time.monotonic() - started
+    assert info.value.budget == "time"
+    assert elapsed < LIMIT + SLACK + 0.5  # generous for a loaded machine; 10 s without a bound
+    assert roles(info.value.result) == ["user"]
+    assert not info.value.result.turns
+
+
+@pytest.mark.parametrize("driver", ["stream_sync", "stream"])
+def test_a_stream_cut_by_the_deadline_keeps_its_text_marked_incomplete(
+    server: LoopbackServer, driver: str
+) -> None:
+    words = " ".join(f"w{i}" for i in range(200))
+    server.add(Reply(text=words, chunk_delay=0.02))  # ~4 s of stream
+    agent = Agent("model-id", api_key=KEY, base_url=server.base_url, time_limit=LIMIT)
+    with pytest.raises(BudgetExceeded) as info:
+        drive(agent, driver, "talk")
+    result = info.value.result
+    assert roles(result) == ["user"]  # nothing half-said is replayed
+    (turn,) = result.turns
+    assert turn.incomplete
+    assert turn.response.finish_reason is None
+    text = turn.response.message.content or ""
+    assert text.startswith("w0 w1")
+    assert 0 < len(text) < len(words)
