@@ -33,6 +33,7 @@ from sfagent.exceptions import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
+    BadRequestError,
     ConfigurationError,
 )
 from sfagent.messages import ChatCompletion
@@ -56,7 +57,7 @@ class ClientCore:
         default_headers: Headers sent with every request (``Authorization`` is always ours).
     """
 
-    __slots__ = ("_auth", "_key", "base_url", "headers", "retry")
+    __slots__ = ("_auth", "_key", "base_url", "headers", "retry", "stream_usage")
 
     def __init__(
         self,
@@ -78,6 +79,10 @@ class ClientCore:
         self.headers: dict[str, str] = headers
         """Headers for every request, without the credentials."""
         self._auth = {**headers, "Authorization": f"Bearer {self._key.value}"}
+        self.stream_usage = not _sends_usage_unasked(self.base_url)
+        """Whether streams ask for usage (``stream_options.include_usage``): OpenAI, vLLM and
+        others send none unless asked; SiliconFlow sends running totals unasked, so it is not
+        sent there. Turned off for good when an endpoint refuses the field."""
 
     def __repr__(self) -> str:
         return f"ClientCore(base_url={self.base_url!r})"
@@ -97,8 +102,7 @@ class ClientCore:
             headers["Accept"] = "text/event-stream"
         return headers
 
-    @staticmethod
-    def chat_body(request: RequestLike, *, stream: bool) -> bytes:
+    def chat_body(self, request: RequestLike, *, stream: bool) -> bytes:
         """The JSON body of a chat completion, with ``stream`` set as the method asks.
 
         Raises:
@@ -115,9 +119,22 @@ class ClientCore:
             )
         if stream:
             body["stream"] = True
+            if self.stream_usage and "stream_options" not in body:
+                body["stream_options"] = {"include_usage": True}
         else:
             body.pop("stream", None)
         return encode_body(body)
+
+    def refused_stream_usage(self, error: BaseException) -> bool:
+        """Whether `error` is an endpoint refusing ``stream_options`` that we added; if so,
+        streams stop asking (the caller sends the request again without it)."""
+        if not self.stream_usage or not isinstance(error, BadRequestError):
+            return False
+        if "stream_options" not in error.message.lower():
+            return False
+        logger.warning("endpoint rejected stream_options; streams no longer ask for usage")
+        self.stream_usage = False
+        return True
 
     # --- responses ------------------------------------------------------------------------------
 
@@ -248,3 +265,13 @@ class Attempts:
         )
         self._spent += decision.delay
         return decision.delay
+
+
+_USAGE_UNASKED_HOSTS = ("siliconflow.cn", "siliconflow.com")
+
+
+def _sends_usage_unasked(base_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in _USAGE_UNASKED_HOSTS)

@@ -43,6 +43,7 @@ from sfagent.exceptions import (
     APIConnectionError,
     APIError,
     APITimeoutError,
+    BadRequestError,
 )
 from sfagent.messages import ChatCompletion
 
@@ -238,13 +239,21 @@ class SiliconFlow(_ClientBase):
         def opener() -> Opened:
             deadline = start()
             try:
-                response, pieces, first = self._send(
-                    "POST", "/chat/completions", body, timeout, deadline, stream=True
-                )
+                try:
+                    sent = self._send(
+                        "POST", "/chat/completions", body, timeout, deadline, stream=True
+                    )
+                except BadRequestError as exc:
+                    if not self._core.refused_stream_usage(exc):
+                        raise
+                    again = self._core.chat_body(request, stream=True)
+                    sent = self._send(
+                        "POST", "/chat/completions", again, timeout, deadline, stream=True
+                    )
             except BaseException:
                 deadline.close()
                 raise
-            return response, pieces, first, deadline
+            return (*sent, deadline)
 
         return ChatStream(opener, self._core.redact, max_response_bytes=self._limit)
 
@@ -416,10 +425,18 @@ class AsyncSiliconFlow(_ClientBase):
 
         async def opener() -> AsyncOpened:
             deadline = start()
-            response, pieces, first = await self._send(
-                "POST", "/chat/completions", body, timeout, deadline, stream=True
-            )
-            return response, pieces, first, deadline
+            try:
+                sent = await self._send(
+                    "POST", "/chat/completions", body, timeout, deadline, stream=True
+                )
+            except BadRequestError as exc:
+                if not self._core.refused_stream_usage(exc):
+                    raise
+                again = self._core.chat_body(request, stream=True)
+                sent = await self._send(
+                    "POST", "/chat/completions", again, timeout, deadline, stream=True
+                )
+            return (*sent, deadline)
 
         return AsyncChatStream(opener, self._core.redact, max_response_bytes=self._limit)
 

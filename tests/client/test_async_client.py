@@ -302,3 +302,17 @@ async def test_e2e_streams_reuse_the_connection(
         await sf.stream(REQUEST).get_final_response()
     await sf.complete(REQUEST)
     assert server.connections == 1
+
+
+async def test_a_refused_stream_options_is_dropped_and_remembered(fixtures_dir: Path) -> None:
+    sse = (fixtures_dir / "stream_reasoning_r1.sse").read_bytes()
+    refused = httpx.Response(400, json={"error": {"message": "Unknown field: stream_options"}})
+    handler, seen = scripted(
+        refused, httpx.Response(200, content=sse), httpx.Response(200, content=sse)
+    )
+    async with mock_client(handler) as (client, _):
+        for _ in range(2):
+            async with client.stream(REQUEST) as stream:
+                await stream.get_final_response()
+    asked = ["stream_options" in json.loads(r.content) for r in seen]
+    assert asked == [True, False, False]

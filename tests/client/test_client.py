@@ -145,7 +145,38 @@ def test_requests_are_encoded_like_chat_request_to_json(fixtures_dir: Path) -> N
             stream.get_final_response()
     assert seen[0].content == DATED.to_json()
     assert json.loads(seen[0].content)["messages"][0]["sent"] == "2024-01-02"
-    assert json.loads(seen[1].content) == json.loads(DATED.to_json()) | {"stream": True}
+    # Not SiliconFlow (api.example.test): streams ask for usage.
+    usage = {"stream_options": {"include_usage": True}}
+    assert json.loads(seen[1].content) == json.loads(DATED.to_json()) | {"stream": True} | usage
+
+
+def test_streams_ask_for_usage_except_where_it_comes_unasked(fixtures_dir: Path) -> None:
+    sse = (fixtures_dir / "stream_reasoning_r1.sse").read_bytes()
+    for base_url, asks in [
+        ("https://api.siliconflow.cn/v1", False),
+        ("https://api.siliconflow.com/v1", False),
+        ("https://api.openai.com/v1", True),
+        ("http://127.0.0.1:8000/v1", True),
+    ]:
+        handler, seen = scripted(httpx.Response(200, content=sse))
+        with mock_client(handler, base_url=base_url) as (client, _), client.stream(DATED) as s:
+            s.get_final_response()
+        sent = json.loads(seen[0].content)
+        assert ("stream_options" in sent) is asks, base_url
+
+
+def test_a_refused_stream_options_is_dropped_and_remembered(fixtures_dir: Path) -> None:
+    sse = (fixtures_dir / "stream_reasoning_r1.sse").read_bytes()
+    refused = httpx.Response(400, json={"error": {"message": "Unknown field: stream_options"}})
+    handler, seen = scripted(
+        refused, httpx.Response(200, content=sse), httpx.Response(200, content=sse)
+    )
+    with mock_client(handler) as (client, _):
+        for _ in range(2):
+            with client.stream(DATED) as stream:
+                stream.get_final_response()
+    asked = ["stream_options" in json.loads(r.content) for r in seen]
+    assert asked == [True, False, False]
 
 
 def test_a_value_json_cannot_carry_is_a_configuration_error() -> None:
