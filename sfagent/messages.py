@@ -9,6 +9,7 @@ turn, not a re-validation or a re-dump of every message.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,13 +60,16 @@ __all__ = [
 
 
 class _Wire(BaseModel):
-    """Base of every wire model: unknown fields are kept, never rejected."""
+    """Base of every wire model: unknown fields are kept, never rejected.
 
-    model_config = ConfigDict(extra="allow")
+    Validators are built on first use (`defer_build`), so importing sfagent stays cheap.
+    """
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class _FrozenWire(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 # --- content parts ---------------------------------------------------------------------------
@@ -235,8 +239,11 @@ Message = Annotated[
 ]
 """Any chat message, chosen by its ``role``."""
 
-_MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
-_MESSAGES_ADAPTER: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+@functools.cache
+def _adapters() -> tuple[TypeAdapter[Message], TypeAdapter[list[Message]]]:
+    # Built on first use, not at import: a program that never parses a stored history
+    # should not pay for the validators (the models themselves build on first use too).
+    return TypeAdapter(Message), TypeAdapter(list[Message])
 
 
 def parse_message(data: Mapping[str, Any]) -> Message:
@@ -245,12 +252,12 @@ def parse_message(data: Mapping[str, Any]) -> Message:
     Raises:
         pydantic.ValidationError: When the role is unknown or a field has the wrong type.
     """
-    return _MESSAGE_ADAPTER.validate_python(data)
+    return _adapters()[0].validate_python(data)
 
 
 def parse_messages(data: list[Mapping[str, Any]]) -> list[Message]:
     """Parse a list of wire dicts (a stored history, say) into messages."""
-    return _MESSAGES_ADAPTER.validate_python(data)
+    return _adapters()[1].validate_python(data)
 
 
 # --- responses -------------------------------------------------------------------------------
