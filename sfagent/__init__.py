@@ -58,7 +58,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "parse_message",
         "parse_messages",
     ),
-    "sfagent.client.streaming": ("StreamAccumulator",),
+    "sfagent.client.accumulator": ("StreamAccumulator",),
     "sfagent.exceptions": (
         "SFAgentError",
         "UserError",
@@ -105,7 +105,7 @@ if TYPE_CHECKING:
     )
     from sfagent.client.http_model import HTTPModel as HTTPModel
     from sfagent.client.retry import RetryPolicy as RetryPolicy
-    from sfagent.client.streaming import StreamAccumulator as StreamAccumulator
+    from sfagent.client.accumulator import StreamAccumulator as StreamAccumulator
     from sfagent.client.streams import AsyncChatStream as AsyncChatStream, ChatStream as ChatStream
     from sfagent.context import ApprovalRequest as ApprovalRequest, RunContext as RunContext
     from sfagent.events import (

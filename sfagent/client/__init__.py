@@ -6,8 +6,11 @@
 - `HTTPModel` (`.http_model`): the agent's `Model` protocol over those clients.
 - Pure, shared by both clients: `.config` (key, base URL), `.retry` (`RetryPolicy`),
   `.error_bodies` (error bodies, and error objects sent with HTTP 200, to typed errors),
-  `.streaming` (bytes to chunks to one response), `._sse` (the SSE decoder) and `._core`
-  (request bodies, headers, parsing answers, retry bookkeeping).
+  `.streaming` (bytes to chunks), `.accumulator` (chunks to one response), `._sse` (the SSE
+  decoder), `._body` (bodies within their size cap) and `._core` (request bodies, headers,
+  parsing answers, retry bookkeeping).
+- Around the I/O: `._deadline` (a call's total bound, the sync watchdog) and `._reading` (one
+  try's response read in bounded pieces).
 
 Names load on first use, so importing this package does not import httpx.
 """

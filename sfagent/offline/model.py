@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 
-from sfagent.client.streaming import StreamAccumulator
+from sfagent.client.accumulator import StreamAccumulator
 from sfagent.exceptions import status_error_class
 from sfagent.messages import ChatCompletion, ChatCompletionChunk
 from sfagent.offline.replies import Completion, RecordedRequest, Reply
