@@ -9,7 +9,7 @@ here, once. Events are emitted only for streamed runs: `run` and `run_sync` have
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +24,6 @@ from sfagent.events import (
 from sfagent.exceptions import (
     AgentRunError,
     APIError,
-    BadRequestError,
     BudgetExceeded,
     OutputValidationError,
     StopRun,
@@ -54,6 +53,13 @@ from sfagent.run._limits import (
     truncation,
 )
 from sfagent.run._output import OutputInvalid
+from sfagent.run._requests import (
+    downgrade,
+    forces_a_call,
+    request_settings,
+    system_prompt,
+    wants_required,
+)
 from sfagent.run._state import Capabilities, LoopConfig, RunState
 from sfagent.run._text_calls import find_text_calls
 from sfagent.run._tool_calls import (
@@ -64,7 +70,7 @@ from sfagent.run._tool_calls import (
     render_outcome as render,
 )
 from sfagent.run._usage import add_usage
-from sfagent.settings import ChatRequest, ModelSettings
+from sfagent.settings import ChatRequest
 
 logger = logging.getLogger("sfagent")
 
@@ -91,16 +97,16 @@ def start_state(
         learned: Called with what this run learns about the endpoint (see `RunState`).
     """
     messages = list(history)
-    system = _system_prompt(config)
+    system = system_prompt(config)
     if system and not any(isinstance(m, SystemMessage) for m in messages):
         messages.insert(0, SystemMessage(content=system))
     if prompt is not None:
         messages.append(UserMessage(content=_prompt_content(prompt)))
     known = endpoint if endpoint is not None else Capabilities()
     state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
-    state.tool_choice_required = _wants_required(config.settings) and known.tool_choice_required
-    state.choice_forced = _forces_a_call(config.settings) and (
-        state.tool_choice_required or not _wants_required(config.settings)
+    state.tool_choice_required = wants_required(config.settings) and known.tool_choice_required
+    state.choice_forced = forces_a_call(config.settings) and (
+        state.tool_choice_required or not wants_required(config.settings)
     )
     state.output_mode = (
         config.output_mode
@@ -109,7 +115,7 @@ def start_state(
     )
     if config.time_limit is not None:
         state.deadline = config.clock() + config.time_limit
-    state.settings = _request_settings(config, state)
+    state.settings = request_settings(config, state)
     state.tools = config.tools.request_tools or None  # checked once per ToolSet change
     return state
 
@@ -244,7 +250,7 @@ def _request(
     try:
         response = yield ModelCall(request, state.turn + 1, time_left(config, state))
     except APIError as exc:
-        if _downgrade(config, state, exc):
+        if downgrade(config, state, exc):
             return None
         if state.deadline is not None and config.clock() >= state.deadline:
             raise _out_of_time(config, state, exc) from exc
@@ -361,7 +367,7 @@ def _tool_turn(
         # A forced call has run: from now on the model may answer (or a forced run could
         # only end in a runaway loop).
         state.choice_forced = False
-        state.settings = _request_settings(config, state)
+        state.settings = request_settings(config, state)
     if events:
         yield Emit(TurnFinished(state.turn, response, replace(state.usage)))
     if stop is None:
@@ -454,58 +460,3 @@ def _final_answer(
         state.output_attempts += 1
         state.messages.append(UserMessage(content=spec.retry_prompt(str(exc))))
         return _Retry(str(exc))
-
-
-# --- settings and downgrades -----------------------------------------------------------------
-
-
-def _system_prompt(config: LoopConfig) -> str | None:
-    parts = [config.instructions] if config.instructions else []
-    if config.output is not None:
-        parts.append(config.output.instructions())
-    return "\n\n".join(parts) or None
-
-
-def _wants_required(settings: ModelSettings | None) -> bool:
-    return settings is not None and settings.tool_choice == "required"
-
-
-def _forces_a_call(settings: ModelSettings | None) -> bool:
-    """`tool_choice` is "required" or names a function."""
-    choice = settings.tool_choice if settings is not None else None
-    return choice == "required" or isinstance(choice, Mapping)
-
-
-def _request_settings(config: LoopConfig, state: RunState) -> ModelSettings | None:
-    extra: dict[str, Any] = {}
-    if _forces_a_call(config.settings) and not state.choice_forced:
-        extra["tool_choice"] = "auto"
-    if config.output is not None:
-        extra["response_format"] = config.output.response_format(state.output_mode)
-    if not extra:
-        return config.settings
-    override = ModelSettings(**extra)
-    return config.settings.merge(override) if config.settings is not None else override
-
-
-def _downgrade(config: LoopConfig, state: RunState, exc: APIError) -> bool:
-    """Retry once without a feature the endpoint rejected with a 400 (and report that)."""
-    if not isinstance(exc, BadRequestError):
-        return False
-    text = exc.message.lower()
-    if state.tool_choice_required and "tool_choice" in text:
-        logger.warning("endpoint rejected tool_choice='required'; using 'auto' instead")
-        state.tool_choice_required = state.choice_forced = False
-        state.endpoint = replace(state.endpoint, tool_choice_required=False)
-    elif state.output_mode == "json_schema" and (
-        "json_schema" in text or "response_format" in text
-    ):
-        logger.warning("endpoint rejected json_schema output; using json_object instead")
-        state.output_mode = "json_object"
-        state.endpoint = replace(state.endpoint, json_schema=False)
-    else:
-        return False
-    if state.learned is not None:
-        state.learned(state.endpoint)
-    state.settings = _request_settings(config, state)
-    return True
