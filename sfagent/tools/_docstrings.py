@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +45,7 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
         # Re-indent the entries and start with a blank line so it parses as a section.
         text = "\n" + first.strip() + "\n" + textwrap.indent(textwrap.dedent(rest), "    ")
     try:
-        parsed = docstring_parser.parse(text, style=_detect_style(text, docstring_parser))
+        parsed = _parser(_detect_style(text, docstring_parser))(text)
     except docstring_parser.ParseError:
         # An unparseable docstring still describes the tool; it just yields no parameters.
         return ParsedDocstring(description=text.strip())
@@ -54,6 +56,25 @@ def parse_docstring(doc: str | None) -> ParsedDocstring:
         if p.description and p.description.strip()
     }
     return ParsedDocstring(description="\n\n".join(summary).strip(), params=params)
+
+
+@functools.cache
+def _parser(style: Any) -> Callable[[str], Any]:
+    """The parse function for `style`: one Google / NumPy parser reused for every docstring.
+
+    `docstring_parser.parse` builds a new parser (compiling its regexes) per call; a parser's
+    `parse` changes nothing in it, so one per style serves every call, from any thread.
+    """
+    import docstring_parser
+    from docstring_parser.google import GoogleParser
+    from docstring_parser.numpydoc import NumpydocParser
+
+    styles = docstring_parser.DocstringStyle
+    if style == styles.GOOGLE:
+        return GoogleParser().parse
+    if style == styles.NUMPYDOC:
+        return NumpydocParser().parse
+    return functools.partial(docstring_parser.parse, style=style)
 
 
 def _detect_style(text: str, parser: Any) -> Any:

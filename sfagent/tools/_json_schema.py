@@ -234,10 +234,15 @@ def drop_default_nulls(value: Any, loose_schema: JSONSchema) -> Any:
 
 def _drop_nulls(value: Any, schema: Any, defs: dict[str, Any]) -> Any:
     if isinstance(value, list):
-        array = _find_schema(schema, "items", defs)
+        # A tuple's positions have their own schemas (prefixItems); what follows them, items.
+        array = _find_schema(schema, "prefixItems", defs) or _find_schema(schema, "items", defs)
         if array is None:
             return value
-        return [_drop_nulls(v, array["items"], defs) for v in value]
+        prefix, rest = array.get("prefixItems", []), array.get("items")
+        return [
+            _drop_nulls(v, prefix[i] if i < len(prefix) else rest, defs)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, dict):
         return value
     obj = _find_schema(schema, "properties", defs)

@@ -1,9 +1,10 @@
 """A Python callable → `FunctionSchema`: one definition with two views, schema and validator.
 
-A pydantic class is made from the signature (its fields are the parameters); it validates the
-model's arguments, and the JSON schema sent to the API is generated from that same class, so
-the two cannot drift apart. Only public pydantic API is used (`create_model`, `ConfigDict`,
-`GenerateJsonSchema`).
+The signature and docstring are read once into `ParamDef`s, the one definition both views come
+from: the validator is a pydantic class made from them (`_pydantic_schema.arguments_model`);
+the schema sent to the API is the JSON schema pydantic makes of that same class. For common
+shapes that schema is written in one pass instead (`_fast_schema`, held to produce the same
+bytes), and the class is then built on the first call that needs it, not at definition.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
-from pydantic.fields import FieldInfo
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic import BaseModel, ValidationError
 
 from sfagent.context import RunContext
 from sfagent.exceptions import ArgumentProblem, ToolArgumentsError, ToolDefinitionError
+from sfagent.tools import _fast_check
 from sfagent.tools._arguments import (
     Arguments,
     CallArgs,
@@ -29,25 +30,20 @@ from sfagent.tools._arguments import (
     render_value,
     tool_arguments,
 )
-from sfagent.tools._docstrings import parse_docstring
-from sfagent.tools._json_schema import (
-    JSONSchema,
-    drop_default_nulls,
-    inline_refs,
-    make_strict,
-    strip_titles,
-)
+from sfagent.tools._docstrings import ParsedDocstring, parse_docstring
+from sfagent.tools._fast_schema import fast_parameters
+from sfagent.tools._json_schema import JSONSchema, drop_default_nulls, make_strict
 from sfagent.tools._meta_schema import check_meta_schema
+from sfagent.tools._pydantic_schema import (
+    REQUIRED,
+    ParamDef,
+    arguments_model,
+    model_parameters,
+)
 
 _POSITIONAL_ONLY = inspect.Parameter.POSITIONAL_ONLY
+T = TypeVar("T")
 _UNION_TYPES = (Union, types.UnionType)
-
-
-class _ToolJsonSchema(GenerateJsonSchema):
-    """Draft 2020-12 schema without the per-field titles pydantic adds by default."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,34 @@ class ParameterSpec:
     positional: bool
 
 
+class Lazy(Generic[T]):
+    """A value made on first use, once, even when two threads ask at the same time."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._make: Callable[[], T] | None = make
+        self._lock = threading.Lock()
+
+    @classmethod
+    def made(cls, value: T) -> Lazy[T]:
+        """A `Lazy` whose value is already there."""
+        done: Lazy[T] = cls(lambda: value)
+        done._value, done._make = value, None
+        return done
+
+    def get(self) -> T:
+        """The value, made now if this is the first use."""
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                assert self._make is not None
+                self._value = self._make()
+                self._make = None
+            return self._value
+
+
 @dataclass(frozen=True)
 class FunctionSchema:
     """A function's parameters, derived once from its signature and docstring, and `bind`.
@@ -73,8 +97,9 @@ class FunctionSchema:
         tool_name: The tool's name, for error messages.
         description: The tool description from the docstring (may be empty).
         parameters: The `parameters` JSON schema sent to the API.
-        arguments_class: The pydantic class made from the signature, one field per parameter:
-            it validates the arguments and converts them to Python values.
+        validator: The pydantic class made from the signature, one field per parameter (it
+            validates the arguments and converts them to Python values), possibly not built
+            yet: `arguments_class` builds it.
         call_params: Every parameter in signature order, and where its value comes from.
         context_param: The parameter that receives the `RunContext`, if any.
         bound_self: Whether the function's first parameter is an unbound `self`.
@@ -85,22 +110,25 @@ class FunctionSchema:
     tool_name: str
     description: str
     parameters: JSONSchema
-    arguments_class: type[BaseModel]
+    validator: Lazy[type[BaseModel]] = field(repr=False, compare=False)
     call_params: tuple[ParameterSpec, ...]
     context_param: str | None
     bound_self: bool
     loose_parameters: JSONSchema | None = None
     # Under strict the schema closes every object, nested ones too, but a nested class of the
     # user's keeps its own (lenient) config: the schema itself finds unknown keys.
-    _closed: Any = field(init=False, repr=False, compare=False)
+    _closed: Lazy[Any] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         closed = None
         if self.loose_parameters is not None:
-            from jsonschema import Draft202012Validator
-
-            closed = Draft202012Validator(self.parameters)
+            closed = Lazy(functools.partial(_schema_validator, self.parameters))
         object.__setattr__(self, "_closed", closed)
+
+    @property
+    def arguments_class(self) -> type[BaseModel]:
+        """The pydantic class validating the arguments (built on first use)."""
+        return self.validator.get()
 
     @property
     def takes_context(self) -> bool:
@@ -113,7 +141,7 @@ class FunctionSchema:
         Raises:
             ToolArgumentsError: the arguments are malformed or invalid (all problems at once).
         """
-        cls = self.arguments_class
+        cls = self.validator.get()
         try:
             # Fast path: pydantic parses and validates JSON text in one pass, in Rust. Strict
             # tools need the dict first (to drop "not given" nulls): they take the general path.
@@ -147,11 +175,18 @@ class FunctionSchema:
     def _parse(self, arguments: Arguments) -> dict[str, Any]:
         data = tool_arguments(arguments, tool_name=self.tool_name)
         if self.loose_parameters is not None:
-            unknown = _unknown_keys(self._closed, data)
+            assert self._closed is not None
+            unknown = _unknown_keys(self._closed.get(), data)
             if unknown:
                 raise ToolArgumentsError(self.tool_name, unknown)
             data = drop_default_nulls(data, self.loose_parameters)
         return data
+
+
+def _schema_validator(schema: JSONSchema) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)
 
 
 def _is_json_syntax_error(exc: ValidationError) -> bool:
@@ -182,7 +217,46 @@ def function_schema(fn: Callable[..., Any], *, tool_name: str, strict: bool) -> 
     signature = _signature(fn, tool_name)
     # A partial's own docstring describes `partial`: read the wrapped function's.
     docs = parse_docstring(inspect.getdoc(_unwrap_partial(fn)))
-    fields: dict[str, Any] = {}
+    read = _read_parameters(signature, docs, tool_name)
+    params = read.params
+    loose = fast_parameters(params, forbid_extra=strict)
+    if loose is not None and not _fast_check.fast_path_trusted():
+        loose = None
+    validator: Lazy[type[BaseModel]]
+    if loose is None:  # not a common shape: pydantic makes the schema, so build the class now
+        model = arguments_model(tool_name, params, strict=strict, defer=True)
+        loose = model_parameters(model, tool_name=tool_name)
+        validator = Lazy.made(model)
+    else:
+        if _fast_check.VERIFY:
+            _fast_check.verify(loose, tool_name, params, strict=strict)
+        validator = Lazy(
+            functools.partial(arguments_model, tool_name, params, strict=strict, defer=False)
+        )
+    parameters = make_strict(loose, tool_name=tool_name) if strict else loose
+    check_meta_schema(parameters, tool_name=tool_name)
+    return FunctionSchema(
+        tool_name=tool_name,
+        description=docs.description,
+        parameters=parameters,
+        validator=validator,
+        call_params=read.call_params,
+        context_param=read.context_param,
+        bound_self=read.bound_self,
+        loose_parameters=loose if strict else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Read:
+    params: tuple[ParamDef, ...]
+    call_params: tuple[ParameterSpec, ...]
+    context_param: str | None
+    bound_self: bool
+
+
+def _read_parameters(signature: inspect.Signature, docs: ParsedDocstring, tool_name: str) -> _Read:
+    params: list[ParamDef] = []
     call_params: list[ParameterSpec] = []
     context_param: str | None = None
     bound_self = False
@@ -204,22 +278,12 @@ def function_schema(fn: Callable[..., Any], *, tool_name: str, strict: bool) -> 
         # Internal field names, with the parameter name as alias: parameters called `json`,
         # `schema` or `_private` would otherwise clash with BaseModel or be dropped by it.
         field_name = f"p{index}"
-        fields[field_name] = _field(param, docs.params.get(param.name))
+        annotation = Any if param.annotation is param.empty else param.annotation
+        default = REQUIRED if param.default is param.empty else param.default
+        doc = docs.params.get(param.name)
+        params.append(ParamDef(param.name, field_name, annotation, default, doc))
         call_params.append(ParameterSpec(param.name, field_name, positional))
-    model = _create_model(tool_name, fields, strict=strict)
-    loose = _parameters_schema(model, tool_name=tool_name)
-    parameters = make_strict(loose, tool_name=tool_name) if strict else loose
-    check_meta_schema(parameters, tool_name=tool_name)
-    return FunctionSchema(
-        tool_name=tool_name,
-        description=docs.description,
-        parameters=parameters,
-        arguments_class=model,
-        call_params=tuple(call_params),
-        context_param=context_param,
-        bound_self=bound_self,
-        loose_parameters=loose if strict else None,
-    )
+    return _Read(tuple(params), tuple(call_params), context_param, bound_self)
 
 
 def _signature(fn: Callable[..., Any], tool_name: str) -> inspect.Signature:
@@ -286,52 +350,3 @@ def _is_run_context(annotation: Any) -> bool:
         return any(_is_run_context(arg) for arg in get_args(annotation) if arg is not type(None))
     candidate = get_origin(annotation) or annotation
     return isinstance(candidate, type) and issubclass(candidate, RunContext)
-
-
-def _field(param: inspect.Parameter, doc: str | None) -> tuple[Any, Any]:
-    annotation = Any if param.annotation is param.empty else param.annotation
-    default: Any = ... if param.default is param.empty else param.default
-    describe = bool(doc) and not _has_description(annotation, default)
-    if isinstance(default, FieldInfo):
-        # The user wrote `= Field(...)`: put our alias (and the docstring) *before* it in the
-        # metadata, so everything the user set still wins.
-        ours = Field(alias=param.name, description=doc) if describe else Field(alias=param.name)
-        return Annotated[annotation, ours], default
-    # One FieldInfo per parameter; a description set in Annotated[..., Field(...)] is applied
-    # after it by pydantic and so wins over the docstring.
-    if describe:
-        return annotation, Field(default, alias=param.name, description=doc)
-    return annotation, Field(default, alias=param.name)
-
-
-def _has_description(annotation: Any, default: Any) -> bool:
-    if isinstance(default, FieldInfo) and default.description:
-        return True
-    if get_origin(annotation) is Annotated:
-        return any(isinstance(m, FieldInfo) and m.description for m in get_args(annotation)[1:])
-    return False
-
-
-def _create_model(tool_name: str, fields: dict[str, Any], *, strict: bool) -> type[BaseModel]:
-    # Unknown arguments: dropped when lenient (models invent parameters; the call can still
-    # be right), rejected under strict, where the schema promises additionalProperties: false.
-    # defer_build: the schema below builds the model once; an eager build here did it twice.
-    config = ConfigDict(extra="forbid" if strict else "ignore", defer_build=True)
-    try:
-        return create_model(f"{tool_name}_arguments", __config__=config, **fields)
-    except Exception as exc:  # pydantic raises several types for unsupported annotations
-        raise ToolDefinitionError(
-            f"tool '{tool_name}' has a parameter type pydantic cannot validate: {exc}"
-        ) from None
-
-
-def _parameters_schema(model: type[BaseModel], *, tool_name: str) -> JSONSchema:
-    try:
-        raw = model.model_json_schema(schema_generator=_ToolJsonSchema)
-    except Exception as exc:  # e.g. PydanticInvalidForJsonSchema for callables
-        raise ToolDefinitionError(
-            f"tool '{tool_name}' has a parameter type with no JSON schema: {exc}"
-        ) from None
-    schema = inline_refs(strip_titles(raw))
-    schema.setdefault("properties", {})
-    return schema

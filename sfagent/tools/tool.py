@@ -1,7 +1,8 @@
 """`@tool`, `Tool` and `ToolOptions`: Python callables as checked `tools` entries, run safely.
 
 A `Tool` is built once, when it is defined: its JSON schema is generated, checked against the
-JSON Schema meta-schema, and kept together with the validator made from the same definition.
+JSON Schema meta-schema, and kept together with the validator made from the same definition
+(built then, or on the first call for the common shapes whose schema needs no pydantic class).
 Running the model's call (`invoke` / `ainvoke`) parses the `arguments` text, validates it, and
 calls the function with real Python values (model instances, `datetime`s, enum members).
 """

@@ -376,6 +376,28 @@ def test_strict_null_means_default() -> None:
     assert rooms == [Address(street="Via 1", city="Rome")]
 
 
+@dataclasses.dataclass
+class Span:
+    start: int
+    end: int = 10
+
+
+def test_strict_null_means_default_in_tuple_positions() -> None:
+    # The strict schema lets each position's optional field be null ("use the default"), so
+    # the validator must take it so too, in a fixed tuple as in a list.
+    @tool(strict=True)
+    def spans(pair: tuple[Span, int], runs: tuple[tuple[Span, str], ...] = ()) -> tuple[Any, ...]:
+        return pair, runs
+
+    item = spans.parameters["properties"]["pair"]["prefixItems"][0]["properties"]["end"]
+    assert item["type"] == ["integer", "null"]
+    pair, runs = spans.invoke(
+        '{"pair": [{"start": 1, "end": null}, 2], "runs": [[{"start": 3, "end": null}, "x"]]}'
+    )
+    assert pair == (Span(1, 10), 2)
+    assert runs == ((Span(3, 10), "x"),)
+
+
 # --- meta-schema check and hand-made schemas ------------------------------------------------
 
 
