@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -36,7 +37,10 @@ __all__ = [
     "endless",
     "gzip_bomb",
     "gzip_zeros",
+    "gzip_zeros_quick",
+    "request_json",
     "respond",
+    "routed",
     "silent",
     "sse_chunk",
     "sse_stream",
@@ -333,6 +337,40 @@ def gzip_bomb(
     return respond(gzip_zeros(size), status=status, headers=headers, keep_alive=keep_alive)
 
 
+@functools.cache
+def gzip_zeros_quick(size: int) -> bytes:
+    """`size` zero bytes, gzip-compressed like `gzip_zeros`, but ~40x faster for large sizes.
+
+    Each MiB is deflated with a full flush, which resets the compressor, so every MiB gives the
+    same bytes: one is compressed and repeated. 4 GiB (4.3 MB on the wire) takes about 2 s,
+    nearly all of it the CRC; `gzip_zeros` takes about 30 s.
+    """
+    block = 1 << 20
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = bytes(block)
+    whole = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
+    tail = deflate.compress(bytes(size % block)) + deflate.flush()
+    crc = 0
+    for _ in range(size // block):
+        crc = zlib.crc32(zeros, crc)
+    crc = zlib.crc32(bytes(size % block), crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name, no time
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return header + whole * (size // block) + tail + trailer
+
+
+def routed(choose: Callable[[bytes], Behaviour]) -> Behaviour:
+    """Answer each request with the behaviour `choose` picks for it (from the raw request).
+
+    One server can then play many conversations at once, each turn as its plan says.
+    """
+
+    def behave(wire: Wire) -> bool:
+        return choose(wire.request)(wire)
+
+    return behave
+
+
 # --- payloads --------------------------------------------------------------------------------
 
 
@@ -349,6 +387,11 @@ def sse_chunk(**delta: Any) -> bytes:
     choice = {"index": 0, "delta": delta, "finish_reason": None}
     chunk = {"id": "f", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     return b"data: " + json.dumps(chunk | {"choices": [choice]}).encode() + b"\n\n"
+
+
+def request_json(raw: bytes) -> Any:
+    """The JSON body of a raw request (as `FaultServer.requests` and `Wire.request` hold it)."""
+    return json.loads(raw.partition(b"\r\n\r\n")[2] or b"null")
 
 
 def sse_stream(parts: Iterable[bytes], *, done: bool = True) -> bytes:
