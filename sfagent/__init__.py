@@ -99,13 +99,13 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, eager=["__versi
 
 if TYPE_CHECKING:
     from sfagent.agent import Agent as Agent
+    from sfagent.client.accumulator import StreamAccumulator as StreamAccumulator
     from sfagent.client.clients import (
         AsyncSiliconFlow as AsyncSiliconFlow,
         SiliconFlow as SiliconFlow,
     )
     from sfagent.client.http_model import HTTPModel as HTTPModel
     from sfagent.client.retry import RetryPolicy as RetryPolicy
-    from sfagent.client.accumulator import StreamAccumulator as StreamAccumulator
     from sfagent.client.streams import AsyncChatStream as AsyncChatStream, ChatStream as ChatStream
     from sfagent.context import ApprovalRequest as ApprovalRequest, RunContext as RunContext
     from sfagent.events import (

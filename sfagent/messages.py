@@ -239,6 +239,7 @@ Message = Annotated[
 ]
 """Any chat message, chosen by its ``role``."""
 
+
 @functools.cache
 def _adapters() -> tuple[TypeAdapter[Message], TypeAdapter[list[Message]]]:
     # Built on first use, not at import: a program that never parses a stored history

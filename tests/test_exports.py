@@ -31,7 +31,8 @@ PUBLIC = {
     "AgentRunError", "MaxTurnsExceeded", "BudgetExceeded", "ToolRetriesExceeded",
     "RunawayLoopError", "OutputTruncatedError", "OutputValidationError", "ModelRequestError",
     "APIError", "APIConnectionError", "APITimeoutError", "APIResponseValidationError",
-    "ResponseTooLargeError", "IncompleteStreamError", "APIStatusError", "BadRequestError", "AuthenticationError",
+    "ResponseTooLargeError", "IncompleteStreamError", "APIStatusError", "BadRequestError",
+    "AuthenticationError",
     "PermissionDeniedError", "NotFoundError", "RateLimitError", "InternalServerError",
     "ServiceUnavailableError", "GatewayTimeoutError",
 }  # fmt: skip
