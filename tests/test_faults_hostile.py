@@ -60,6 +60,7 @@ from tests.client.fault_server import (
     routed,
     sse_chunk,
 )
+from tests.test_faults import Outcome
 
 SEED = 20261201
 MIB = 1 << 20
@@ -332,15 +333,6 @@ class Adder:
 
 
 # --- the client side ---------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What one run did: its result or its error, and how long the run itself took."""
-
-    result: RunResult[Any] | None = None
-    error: BaseException | None = None
-    seconds: float = 0.0
 
 
 class Agents:
