@@ -310,6 +310,7 @@ class AsyncChatStream(_StreamBase):
 
 
 def is_timeout(exc: BaseException) -> bool:
+    """Whether an httpx error is really a timeout (some transports report others as one)."""
     if not isinstance(exc, httpx.TimeoutException):
         return False
     # httpx-aiohttp reports some non-timeout failures (a server disconnect) as ConnectTimeout;

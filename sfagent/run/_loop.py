@@ -104,14 +104,8 @@ def start_state(
         messages.append(UserMessage(content=_prompt_content(prompt)))
     known = endpoint if endpoint is not None else Capabilities()
     state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
-    state.tool_choice_required = wants_required(config.settings) and known.tool_choice_required
     state.choice_forced = forces_a_call(config.settings) and (
-        state.tool_choice_required or not wants_required(config.settings)
-    )
-    state.output_mode = (
-        config.output_mode
-        if known.json_schema or config.output_mode != "json_schema"
-        else "json_object"
+        known.tool_choice_required or not wants_required(config.settings)
     )
     if config.time_limit is not None:
         state.deadline = config.clock() + config.time_limit

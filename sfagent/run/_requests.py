@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from sfagent.exceptions import APIError, BadRequestError
+from sfagent.run._output import OutputMode
 from sfagent.run._state import LoopConfig, RunState
 from sfagent.settings import ModelSettings
 
@@ -38,13 +39,20 @@ def forces_a_call(settings: ModelSettings | None) -> bool:
     return choice == "required" or isinstance(choice, Mapping)
 
 
+def output_mode(config: LoopConfig, state: RunState) -> OutputMode:
+    """How structured output is asked for: the agent's mode, unless the endpoint refused it."""
+    if config.output_mode == "json_schema" and not state.endpoint.json_schema:
+        return "json_object"
+    return config.output_mode
+
+
 def request_settings(config: LoopConfig, state: RunState) -> ModelSettings | None:
     """The settings the run's next requests carry, after what it learned and decided."""
     extra: dict[str, Any] = {}
     if forces_a_call(config.settings) and not state.choice_forced:
         extra["tool_choice"] = "auto"
     if config.output is not None:
-        extra["response_format"] = config.output.response_format(state.output_mode)
+        extra["response_format"] = config.output.response_format(output_mode(config, state))
     if not extra:
         return config.settings
     override = ModelSettings(**extra)
@@ -56,15 +64,15 @@ def downgrade(config: LoopConfig, state: RunState, exc: APIError) -> bool:
     if not isinstance(exc, BadRequestError):
         return False
     text = exc.message.lower()
-    if state.tool_choice_required and "tool_choice" in text:
+    required = wants_required(config.settings) and state.endpoint.tool_choice_required
+    if required and "tool_choice" in text:
         logger.warning("endpoint rejected tool_choice='required'; using 'auto' instead")
-        state.tool_choice_required = state.choice_forced = False
+        state.choice_forced = False
         state.endpoint = replace(state.endpoint, tool_choice_required=False)
-    elif state.output_mode == "json_schema" and (
+    elif output_mode(config, state) == "json_schema" and (
         "json_schema" in text or "response_format" in text
     ):
         logger.warning("endpoint rejected json_schema output; using json_object instead")
-        state.output_mode = "json_object"
         state.endpoint = replace(state.endpoint, json_schema=False)
     else:
         return False

@@ -65,10 +65,8 @@ class RunState:
     deadline: float | None = None
     settings: ModelSettings | None = None
     tools: CheckedTools | None = None
-    tool_choice_required: bool = False
     choice_forced: bool = False
     """`tool_choice` still forces a call (until tools have run, unless kept)."""
-    output_mode: OutputMode = "json_object"
     endpoint: Capabilities = field(default_factory=Capabilities)
     learned: Callable[[Capabilities], None] | None = None
     """Told what the run learned about the endpoint, so the agent's next runs know it too."""
