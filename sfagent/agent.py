@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard
 
 from typing_extensions import TypeVar
 
 from sfagent._secret import Secret
-from sfagent.client.http_model import HTTPModel
-from sfagent.context import ApprovalRequest
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import UserError
-from sfagent.messages import ContentPart, MessageBase, parse_message
 from sfagent.models import Model
-from sfagent.result import RunResult
-from sfagent.run._actions import Flow
-from sfagent.run._drive_sync import drive_sync
-from sfagent.run._invoke import ToolPolicy
-from sfagent.run._loop import run_flow, start_state
-from sfagent.run._output import OutputMode, OutputSpec
-from sfagent.run._pool import DEFAULT_TOOL_THREADS, ToolThreads
-from sfagent.run._state import Capabilities, LoopConfig
 from sfagent.settings import DEFAULT_MODEL, ModelSettings
 from sfagent.tools import Tool, ToolSet
+
+# The loop, the wire models (pydantic) and the HTTP stack load when an agent is first made or
+# run, not when this module is imported: `from sfagent import Agent, tool` stays cheap.
+if TYPE_CHECKING:
+    from sfagent.client.http_model import HTTPModel
+    from sfagent.context import ApprovalRequest
+    from sfagent.messages import ContentPart, MessageBase
+    from sfagent.result import RunResult
+    from sfagent.run._actions import Flow
+    from sfagent.run._invoke import ToolPolicy
+    from sfagent.run._output import OutputMode
+    from sfagent.run._state import Capabilities
+
+    Prompt = str | Sequence[str | ContentPart]
+    History = Sequence[MessageBase | Mapping[str, Any]]
 
 __all__ = ["Agent"]
 
@@ -34,9 +39,6 @@ OutputT = TypeVar("OutputT", default=str)
 DepsT = TypeVar("DepsT", default=None)
 
 _NoDeps: type = type(None)
-
-Prompt = str | Sequence[str | ContentPart]
-History = Sequence[MessageBase | Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,10 @@ class Agent(Generic[DepsT, OutputT]):
         self._setup(options)
 
     def _setup(self, options: _Options) -> None:
+        from sfagent.run._output import OutputSpec
+        from sfagent.run._pool import DEFAULT_TOOL_THREADS, ToolThreads
+        from sfagent.run._state import Capabilities, LoopConfig
+
         # The options are kept (not the clients they made) so `replace` can build a sibling.
         self._options = options
         self.tools = options.tools
@@ -301,6 +307,8 @@ class Agent(Generic[DepsT, OutputT]):
     def _events_sync(
         self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
     ) -> Iterator[Event]:
+        from sfagent.run._drive_sync import drive_sync
+
         flow = self._flow(prompt, messages, deps, stream)
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
 
@@ -313,6 +321,8 @@ class Agent(Generic[DepsT, OutputT]):
         return drive_async(flow, self.model, self._policy(deps), stream=stream)
 
     def _flow(self, prompt: Prompt | None, messages: History, deps: Any, stream: bool) -> Flow:
+        from sfagent.run._loop import run_flow, start_state
+
         self._check_deps(deps)
         state = start_state(
             self._config,
@@ -337,6 +347,8 @@ class Agent(Generic[DepsT, OutputT]):
             )
 
     def _policy(self, deps: Any) -> ToolPolicy:
+        from sfagent.run._invoke import ToolPolicy
+
         options = self._options
         return ToolPolicy(
             approve=options.approve,
@@ -350,13 +362,13 @@ class Agent(Generic[DepsT, OutputT]):
     def close(self) -> None:
         """Close the sync HTTP client the agent made (not one passed in) and its tool threads."""
         self._threads.shutdown()
-        if isinstance(self.model, HTTPModel):
+        if _is_http_model(self.model):
             self.model.close()
 
     async def aclose(self) -> None:
         """Close the HTTP clients the agent made, including the running loop's async one."""
         self._threads.shutdown()
-        if isinstance(self.model, HTTPModel):
+        if _is_http_model(self.model):
             await self.model.aclose()
 
     def __enter__(self) -> Agent[DepsT, OutputT]:
@@ -382,6 +394,8 @@ def _resolve_model(
                 f"stream_async), got {type(model).__name__}"
             )
         return str(getattr(model, "model_name", type(model).__name__)), model
+    from sfagent.client.http_model import HTTPModel
+
     if client is None:
         return model, HTTPModel(api_key=api_key, base_url=base_url)
     from sfagent.client.clients import AsyncSiliconFlow, SiliconFlow
@@ -395,7 +409,15 @@ def _resolve_model(
     )
 
 
+def _is_http_model(model: Model) -> TypeGuard[HTTPModel]:
+    # Not loaded means no agent made one: closing an offline agent need not load the HTTP stack.
+    module = sys.modules.get("sfagent.client.http_model")
+    return module is not None and isinstance(model, module.HTTPModel)
+
+
 def _history(messages: History) -> list[MessageBase]:
+    from sfagent.messages import MessageBase, parse_message
+
     out: list[MessageBase] = []
     for i, message in enumerate(messages):
         if isinstance(message, MessageBase):

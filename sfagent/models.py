@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from sfagent.messages import ChatCompletion, ChatCompletionChunk
-from sfagent.settings import ChatRequest
+if TYPE_CHECKING:
+    from sfagent.messages import ChatCompletion, ChatCompletionChunk
+    from sfagent.settings import ChatRequest
 
 __all__ = ["AsyncModelStream", "Model", "ModelStream"]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sfagent.messages import ChatCompletion
 from sfagent.usage import RunUsage
+
+if TYPE_CHECKING:
+    from sfagent.messages import ChatCompletion
 
 __all__ = ["RunResult", "ToolCallRecord", "TurnRecord"]
 

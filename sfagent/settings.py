@@ -14,12 +14,12 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
-from typing import Any, Literal, overload
-
-from pydantic_core import PydanticSerializationError, to_json
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sfagent.exceptions import ConfigurationError
-from sfagent.messages import MessageBase
+
+if TYPE_CHECKING:
+    from sfagent.messages import MessageBase
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -210,6 +210,8 @@ class ChatRequest:
         history costs one list pass per turn. Raises `ConfigurationError` for a message that is
         neither a message model nor a dict.
         """
+        from sfagent.messages import MessageBase  # pydantic loads with the first request
+
         wire: list[Any] = []
         append = wire.append
         for message in self.messages:
@@ -243,7 +245,10 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
     Raises:
         ConfigurationError: When a value cannot be encoded; the message says where it is.
     """
-    # pydantic-core's encoder is about 4x faster than json.dumps on a long history.
+    # pydantic-core's encoder is about 4x faster than json.dumps on a long history; it loads at
+    # the first request, so that defining tools and agents does not wait for it.
+    from pydantic_core import PydanticSerializationError, to_json
+
     try:
         return to_json(body)
     except PydanticSerializationError as exc:
@@ -271,6 +276,8 @@ def _unencodable_path(body: Any, *, max_depth: int = 32) -> str:
 
 
 def _encodes(value: Any) -> bool:
+    from pydantic_core import PydanticSerializationError, to_json
+
     try:
         to_json(value)
     except PydanticSerializationError:

@@ -61,6 +61,33 @@ def test_import_is_lazy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_importing_agent_and_tool_loads_no_heavy_dependency() -> None:
+    # What a script's first line pays: the wire models, schema machinery and HTTP stack load
+    # when an agent is made, a tool is defined or a request is sent.
+    heavy = "('httpx', 'pydantic', 'pydantic_core', 'jsonschema', 'docstring_parser', 'asyncio')"
+    code = (
+        "import sys\n"
+        "from sfagent import Agent, tool\n"
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_closing_an_offline_agent_loads_no_http_stack() -> None:
+    code = (
+        "import sys\n"
+        "from sfagent import Agent\n"
+        "class Silent:\n"
+        "    def complete(self, request, *, timeout=None): raise AssertionError\n"
+        "    stream = complete_async = stream_async = complete\n"
+        "Agent(Silent()).close()\n"
+        "print('sfagent.client.http_model' in sys.modules, 'httpx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
 def test_the_loop_core_and_the_sync_path_import_neither_httpx_nor_asyncio() -> None:
     # The design's pure core (schemas, the loop's decisions) does no I/O; a sync run with an
     # offline model never loads asyncio either.

@@ -24,7 +24,6 @@ from sfagent.settings import MAX_TOOLS, TOOL_NAME_PATTERN, tool_name_problem
 from sfagent.tools._arguments import Arguments, CallArgs
 from sfagent.tools._json_schema import JSONSchema
 from sfagent.tools._parameters import GivenSchema, ParametersSchema
-from sfagent.tools._signature import function_schema
 
 __all__ = [
     "MAX_TOOLS",
@@ -174,6 +173,9 @@ class Tool(Generic[P, R]):
             options = dataclasses.replace(options, name=name)  # checks the name it falls back to
         spec: ParametersSchema
         if given is None:
+            # The schema machinery (pydantic, docstring parsing) loads with the first tool made.
+            from sfagent.tools._signature import function_schema
+
             signature = function_schema(fn, tool_name=name, strict=options.strict)
             spec, unbound, docstring = signature, signature.bound_self, signature.description
         else:
