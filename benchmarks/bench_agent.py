@@ -115,11 +115,20 @@ def responder(request: Any) -> Any:
 
 def serve(latency: float) -> None:
     """Child process: serve until stdin closes; the first stdout line is the base URL."""
-    from sfagent.testing import LoopbackServer
+    from sfagent.testing import LoopbackServer, Reply
 
-    with LoopbackServer(responder, latency=latency) as server:
+    def answer(request: Any) -> Any:
+        if request.json.get("model") == STATS_MODEL:  # the parent asks what the server saw
+            seen = {"connections": server.connections, "requests": len(server.requests)}
+            return Reply(text=json.dumps(seen))
+        return responder(request)
+
+    with LoopbackServer(answer, latency=latency) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()
+
+
+STATS_MODEL = "bench/stats"
 
 
 class Server:
@@ -136,6 +145,13 @@ class Server:
         self.base_url = self._proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):
             raise RuntimeError(f"the server did not start: {self.base_url!r}")
+
+    def stats(self) -> dict[str, int]:
+        """TCP connections accepted and requests answered so far (this question included)."""
+        body = {"model": STATS_MODEL, "messages": [{"role": "user", "content": "stats"}]}
+        reply = httpx.post(f"{self.base_url}/chat/completions", json=body, timeout=30)
+        seen: dict[str, int] = json.loads(reply.json()["choices"][0]["message"]["content"])
+        return seen
 
     def cpu(self) -> float:
         """CPU seconds the server process has used so far (Linux; NaN elsewhere)."""
@@ -349,7 +365,7 @@ def per_turn_sync(base_url: str, rounds: int, repeat: int, warmup: int) -> dict[
 
 
 async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -> dict[str, Timing]:
-    from httpx_aiohttp import AiohttpTransport
+    from sfagent.client._transport import KeepAliveTransport
 
     url = f"{base_url}/chat/completions"
     agent = make_agent(base_url)
@@ -369,21 +385,21 @@ async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -
         return _check("stream", str(last.result.output), rounds)  # type: ignore[union-attr]
 
     client = httpx.AsyncClient(timeout=LONG, limits=FLOOR_LIMITS)
-    aio = httpx.AsyncClient(timeout=LONG, transport=AiohttpTransport(limits=FLOOR_LIMITS))
+    same = httpx.AsyncClient(timeout=LONG, transport=KeepAliveTransport())
     runners: dict[str, AsyncRun] = {
         "floor_async": lambda: floor_async(client, url, rounds),
-        "floor_async_aiohttp": lambda: floor_async(aio, url, rounds),
+        "floor_async_same": lambda: floor_async(same, url, rounds),
         "run": run,
         "run_async_tool": run_async_tool,
         "floor_stream_async": lambda: floor_stream_async(client, url, rounds),
-        "floor_stream_async_aiohttp": lambda: floor_stream_async(aio, url, rounds),
+        "floor_stream_async_same": lambda: floor_stream_async(same, url, rounds),
         "stream": stream,
     }
     try:
         return await _median_async(runners, repeat, warmup)
     finally:
         await client.aclose()
-        await aio.aclose()
+        await same.aclose()
         await agent.aclose()
         await agent_async_tool.aclose()
 
@@ -391,10 +407,10 @@ async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -
 PER_TURN_ROWS = [
     # (row label, sfagent key, raw httpx floor key, floor on sfagent's own transport)
     ("`Agent.run_sync`", "run_sync", "floor_sync", "floor_sync"),
-    ("`await Agent.run`", "run", "floor_async", "floor_async_aiohttp"),
-    ("`await Agent.run`, async tool", "run_async_tool", "floor_async", "floor_async_aiohttp"),
+    ("`await Agent.run`", "run", "floor_async", "floor_async_same"),
+    ("`await Agent.run`, async tool", "run_async_tool", "floor_async", "floor_async_same"),
     ("`Agent.stream_sync`", "stream_sync", "floor_stream_sync", "floor_stream_sync"),
-    ("`Agent.stream`", "stream", "floor_stream_async", "floor_stream_async_aiohttp"),
+    ("`Agent.stream`", "stream", "floor_stream_async", "floor_stream_async_same"),
 ]
 
 
@@ -409,9 +425,9 @@ def report_per_turn(args: argparse.Namespace) -> None:
     print(f"ms per tool round (run time / {rounds}), median of {repeat} interleaved runs after")
     print(f"{warmup} warm-up runs; the server runs in its own process. *Raw floor*: plain httpx")
     print("(`httpx.Client` / `httpx.AsyncClient`), streamed rows parse SSE by hand. *Same")
-    print("transport*: the raw loop on the transport sfagent uses (async: httpx + `httpx-aiohttp`")
-    print("`AiohttpTransport`, sfagent's default). CPU: the client process, us per round.")
-    print("Target: <= 1.3x the floor.\n")
+    print("transport*: the raw loop on the transport sfagent uses (async: `httpx.AsyncClient` on")
+    print("sfagent's `KeepAliveTransport`). CPU: the client process, us per round.")
+    print("Target: <= 1.2x the same-transport floor.\n")
     print(
         "| driver | sfagent ms | raw floor ms | x raw floor | same-transport floor ms "
         "| x same transport | CPU us sfagent / same-transport floor |"
@@ -432,6 +448,10 @@ def report_per_turn(args: argparse.Namespace) -> None:
 def _client_for(impl: str) -> Any:
     if impl == "floor":
         return httpx.AsyncClient(timeout=LONG, limits=FLOOR_LIMITS)
+    if impl == "floor_keepalive":
+        from sfagent.client._transport import KeepAliveTransport
+
+        return httpx.AsyncClient(timeout=LONG, transport=KeepAliveTransport())
     from httpx_aiohttp import AiohttpTransport
 
     return httpx.AsyncClient(timeout=LONG, transport=AiohttpTransport(limits=FLOOR_LIMITS))
@@ -498,18 +518,23 @@ def _peak_rss_mb() -> float:
 
 def measure_concurrent(impl: str, server: Server, runs: int, rounds: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--client", impl, server.base_url, str(runs), str(rounds)]
-    server_cpu = server.cpu()
+    server_cpu, before = server.cpu(), server.stats()
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{impl} x {runs} failed:\n{done.stderr[-2000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     result["server_cpu"] = server.cpu() - server_cpu
+    after = server.stats()
+    # Warm-up included; the stats question itself is one connection and one request.
+    connections = after["connections"] - before["connections"] - 1
+    result["conn_per_request"] = connections / (after["requests"] - before["requests"] - 1)
     return result
 
 
 CONCURRENT_IMPLS = {
     "floor": "raw `httpx.AsyncClient` (the floor)",
     "floor_aiohttp": "raw `httpx.AsyncClient` + `AiohttpTransport`",
+    "floor_keepalive": "raw `httpx.AsyncClient` + sfagent's `KeepAliveTransport`",
     "sfagent": "sfagent `await Agent.run`, defaults",
     "sfagent_httpx": "sfagent on the floor's `httpx.AsyncClient`",
 }
@@ -535,9 +560,9 @@ def report_concurrency(args: argparse.Namespace) -> None:
     print(CONCURRENCY_NOTES)
     print(
         "| runs | client | wall s | x floor | x aiohttp floor | CPU s | peak RSS MB "
-        "| server CPU s |"
+        "| server CPU s | connections per request |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     with Server(latency) as server:
         for runs in args.concurrency:
             results: dict[str, dict[str, float]] = {}
@@ -556,7 +581,7 @@ def report_concurrency(args: argparse.Namespace) -> None:
                 print(
                     f"| {runs} | {label} | {r['wall']:.2f}{once} | {r['wall'] / floor:.2f}x "
                     f"| {r['wall'] / aio:.2f}x | {r['cpu']:.2f} | {r['rss_mb']:.0f} "
-                    f"| {r['server_cpu']:.2f} |",
+                    f"| {r['server_cpu']:.2f} | {r['conn_per_request']:.3f} |",
                     flush=True,
                 )
     print()

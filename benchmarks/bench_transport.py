@@ -116,12 +116,25 @@ async def bare_asyncio(base_url: str, runs: int, turns: int) -> None:
     await asyncio.gather(*(one_run() for _ in range(runs)))
 
 
+async def httpx_keepalive(base_url: str, runs: int, turns: int) -> None:
+    from sfagent.client._transport import KeepAliveTransport
+
+    transport = KeepAliveTransport()
+    async with httpx.AsyncClient(transport=transport, timeout=LONG) as client:
+        await _drive_httpx(client, base_url, runs, turns)
+    OPENED["g"] = transport.opened
+
+
+OPENED: dict[str, int] = {}
+
+
 VARIANTS: dict[str, Runner] = {
     "(a) httpx 0.28 AsyncClient, all defaults": httpx_default,
     "(b) httpx 0.28, Limits(max_connections=100, keepalive=100)": httpx_tuned_100,
     "(b') httpx 0.28, Limits(None, None) (unbounded)": httpx_tuned,
     "(c) httpx 0.28 + httpx_aiohttp.AiohttpTransport": httpx_aiohttp,
     "(d) httpx2 AsyncClient, default limits": httpx2_default,
+    "(g) httpx 0.28 + sfagent's KeepAliveTransport": httpx_keepalive,
     "(e) bare asyncio streams (floor)": bare_asyncio,
     "(f) AsyncSiliconFlow.complete, default transport": sfagent_default,
 }

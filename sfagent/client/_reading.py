@@ -185,7 +185,9 @@ async def _aerror_body(parts: AsyncIterator[bytes], limit: int | None) -> bytes:
     return body.value()[:limit]
 
 
-def socket_serving(http: httpx.Client, request: httpx.Request) -> socket.socket | None:
+def socket_serving(
+    transport: httpx.BaseTransport | None, request: httpx.Request
+) -> socket.socket | None:
     """The socket of the pooled HTTP/1.1 connection serving `request`, if it can be found.
 
     The watchdog's last resort, called only at a deadline that passed before the response's
@@ -193,7 +195,7 @@ def socket_serving(http: httpx.Client, request: httpx.Request) -> socket.socket 
     httpx's and httpcore's private pool state, so anything unexpected means "not found".
     """
     try:
-        pool: Any = getattr(http._transport_for_url(request.url), "_pool", None)
+        pool: Any = getattr(transport, "_pool", None)
         for waiting in list(getattr(pool, "_requests", ())):
             if waiting.request.extensions is request.extensions:
                 connection = getattr(waiting.connection, "_connection", None)

@@ -4,9 +4,12 @@ Both clients share `sfagent.client._core` (configuration, bodies, status to erro
 bookkeeping) and their streams share `sfagent.client.streaming.StreamState`; they differ only in
 how they move bytes, which they and their streams (`sfagent.client.streams`) do over httpx.
 
-The async client's default transport is httpx over aiohttp (``httpx-aiohttp``) when that package
-is installed, because httpx 0.28's own pool slows down badly under concurrency; see
-``docs/client.md`` for the measurements. Pass ``http_client=`` to choose yourself.
+A client made without ``http_client=`` sends each request straight through its transport, not
+through an `httpx.Client`: the client layer (URL merging, cookie jars, auth and redirect flows,
+event hooks) costs more per request than the rest of a turn, and a request to this API needs
+none of it. The async client's default transport is `KeepAliveTransport` (``_transport``):
+httpx 0.28's own pool slows down badly under concurrency; see ``docs/design.md``, "Transport".
+Pass ``http_client=`` (or ``transport=``) to choose yourself.
 
 Every call is bounded twice over: in time, by its total timeout (every try, backoff wait, the
 wait for headers and the whole body or stream; see ``_deadline``), and in size, by
@@ -44,6 +47,7 @@ from sfagent.exceptions import (
     APIError,
     APITimeoutError,
     BadRequestError,
+    ConfigurationError,
 )
 from sfagent.messages import ChatCompletion
 
@@ -88,6 +92,7 @@ class _ClientBase:
         self._core = ClientCore(
             api_key=api_key, base_url=base_url, retry=retry, default_headers=default_headers
         )
+        self._urls: dict[str, httpx.URL] = {}
         self._timeout = _as_timeout(timeout) if timeout is not None else DEFAULT_TIMEOUT
         self._total = total_seconds(total_timeout, timeout, DEFAULT_TOTAL_TIMEOUT)
         self._limit = check_max_bytes(max_response_bytes)
@@ -104,22 +109,32 @@ class _ClientBase:
 
     def _request(
         self,
-        http: httpx.Client | httpx.AsyncClient,
+        http: httpx.Client | httpx.AsyncClient | None,
         method: str,
         path: str,
         body: bytes | None,
         timeout: Timeout | None,
         stream: bool,
     ) -> tuple[httpx.Request, str]:
-        """The request to send (built once, sent again on each retry) and its URL."""
+        """The request to send (built once, sent again on each retry) and its URL; built by
+        `http` (the caller's client, whose defaults apply) or directly (sent on a transport)."""
         url = self._core.url(path)
         headers = self._core.request_headers(stream=stream, json_body=body is not None)
         if self._accept:
             headers["Accept-Encoding"] = ACCEPT_ENCODING
-        request = http.build_request(
-            method, url, content=body, headers=headers, timeout=self._call(timeout)
-        )
-        return request, url
+        phases = self._call(timeout)
+        if http is not None:
+            request = http.build_request(method, url, content=body, headers=headers, timeout=phases)
+            return request, url
+        if not stream:
+            headers["Accept"] = "application/json"
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        extensions = {"timeout": phases.as_dict()}
+        return httpx.Request(
+            method, parsed, headers=headers, content=body, extensions=extensions
+        ), url
 
     def _call(self, timeout: Timeout | None) -> httpx.Timeout:
         # The client's timeout, deliberately not http_client's own: httpx's 5 s default would
@@ -150,6 +165,8 @@ class SiliconFlow(_ClientBase):
             disables them (the total still holds).
         retry: The retry policy; ``None`` disables retries.
         http_client: Your own `httpx.Client` (proxies, certificates...); you close it.
+        transport: An `httpx.BaseTransport` to send on instead of httpx's default one (not with
+            ``http_client``); you close it.
         default_headers: Extra headers sent with every request.
         sleep: How to wait between retries (tests pass a fake).
         total_timeout: Seconds one whole call may take: every try and backoff wait, the wait
@@ -173,6 +190,7 @@ class SiliconFlow(_ClientBase):
         timeout: Timeout | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         total_timeout: float | None = None,
@@ -181,8 +199,15 @@ class SiliconFlow(_ClientBase):
         super().__init__(
             api_key, base_url, timeout, retry, default_headers, total_timeout, max_response_bytes
         )
-        self._owns_http = http_client is None
-        self._http = http_client if http_client is not None else httpx.Client()
+        _one_of(http_client, transport)
+        self._owned: httpx.Client | httpx.BaseTransport | None = None
+        if http_client is None and transport is None:
+            if _proxied():  # httpx's client applies the proxy settings, NO_PROXY included
+                http_client = self._owned = httpx.Client()
+            else:
+                transport = self._owned = httpx.HTTPTransport()
+        self._http = http_client
+        self._transport = transport
         self._sleep = sleep
 
     def complete(
@@ -271,9 +296,9 @@ class SiliconFlow(_ClientBase):
         return self._core.parse_models(data)
 
     def close(self) -> None:
-        """Close the connection pool, unless it came from ``http_client=``."""
-        if self._owns_http:
-            self._http.close()
+        """Close the connection pool, unless it came from ``http_client=`` or ``transport=``."""
+        if self._owned is not None:
+            self._owned.close()
 
     def __enter__(self) -> SiliconFlow:
         return self
@@ -315,7 +340,10 @@ class SiliconFlow(_ClientBase):
         first piece (a stream: retried until it arrives) or the whole body (otherwise)."""
         request, url = self._request(self._http, method, path, body, timeout, stream)
         phases = request.extensions["timeout"]
-        guard = deadline.arm(functools.partial(socket_serving, self._http, request))
+        transport = self._transport
+        if transport is None and self._http is not None:
+            transport = self._http._transport_for_url(request.url)
+        guard = deadline.arm(functools.partial(socket_serving, transport, request))
         if guard is not None:
             request.extensions["trace"] = guard.trace
         attempts = self._core.attempts(deadline=deadline.at)
@@ -330,13 +358,21 @@ class SiliconFlow(_ClientBase):
                 return outcome
             self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
 
+    def _send_once(self, request: httpx.Request) -> httpx.Response:
+        if self._http is not None:
+            return self._http.send(request, stream=True)
+        assert self._transport is not None
+        response = self._transport.handle_request(request)
+        response.request = request
+        return response
+
     def _attempt(
         self, request: httpx.Request, deadline: Deadline, url: str, number: int, *, stream: bool
     ) -> Answer | Failure:
         """One try: the answer, or how it failed (a status, or the transport)."""
         method = request.method
         try:
-            response = self._http.send(request, stream=True)
+            response = self._send_once(request)
             deadline.watch(response.extensions.get("network_stream"), response.http_version)
             _log_response(method, url, response, number)
             return receive(response, self._core, self._limit, stream=stream)
@@ -348,9 +384,10 @@ class SiliconFlow(_ClientBase):
 class AsyncSiliconFlow(_ClientBase):
     """Asynchronous client; the same methods and arguments as `SiliconFlow`, awaited.
 
-    By default it sends through httpx over aiohttp when ``httpx-aiohttp`` is installed (measured
-    several times faster under concurrency than httpx 0.28's own pool), else through httpx's
-    default transport. ``http_client=`` takes your own `httpx.AsyncClient` (you close it).
+    By default it sends on sfagent's `KeepAliveTransport`, HTTP/1.1 keep-alive connections on
+    asyncio (measured several times faster under concurrency than httpx 0.28's own pool; see the
+    "Transport" section of the design notes), or on httpx's transport when a proxy is set in
+    the environment. ``http_client=`` takes your own `httpx.AsyncClient` (you close it).
 
     Args:
         api_key: The API key; defaults to ``$SILICONFLOW_API_KEY``. Never logged or shown.
@@ -359,6 +396,8 @@ class AsyncSiliconFlow(_ClientBase):
             `DEFAULT_TIMEOUT`.
         retry: The retry policy; ``None`` disables retries.
         http_client: Your own `httpx.AsyncClient`; you close it.
+        transport: An `httpx.AsyncBaseTransport` to send on instead of the default one (not
+            with ``http_client``); you close it.
         default_headers: Extra headers sent with every request.
         sleep: How to wait between retries, awaited (tests pass a fake).
         total_timeout: Seconds one whole call may take (see `SiliconFlow`); defaults to a
@@ -378,6 +417,7 @@ class AsyncSiliconFlow(_ClientBase):
         timeout: Timeout | None = None,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         default_headers: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         total_timeout: float | None = None,
@@ -386,10 +426,17 @@ class AsyncSiliconFlow(_ClientBase):
         super().__init__(
             api_key, base_url, timeout, retry, default_headers, total_timeout, max_response_bytes
         )
-        self._owns_http = http_client is None
-        if http_client is None:
-            http_client = httpx.AsyncClient(transport=_default_async_transport())
+        _one_of(http_client, transport)
+        self._owned: httpx.AsyncClient | httpx.AsyncBaseTransport | None = None
+        if http_client is None and transport is None:
+            if _proxied():  # KeepAliveTransport speaks to no proxy; httpx's client does
+                http_client = self._owned = httpx.AsyncClient()
+            else:
+                from sfagent.client._transport import KeepAliveTransport
+
+                transport = self._owned = KeepAliveTransport()
         self._http = http_client
+        self._transport = transport
         self._sleep = sleep
 
     async def complete(
@@ -452,9 +499,9 @@ class AsyncSiliconFlow(_ClientBase):
         return self._core.parse_models(data)
 
     async def close(self) -> None:
-        """Close the connection pool, unless it came from ``http_client=``."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the connection pool, unless it came from ``http_client=`` or ``transport=``."""
+        if self._owned is not None:
+            await self._owned.aclose()
 
     async def __aenter__(self) -> AsyncSiliconFlow:
         return self
@@ -494,13 +541,21 @@ class AsyncSiliconFlow(_ClientBase):
                 return outcome
             await self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
 
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        if self._http is not None:
+            return await self._http.send(request, stream=True)
+        assert self._transport is not None
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
     async def _attempt(
         self, request: httpx.Request, deadline: Deadline, url: str, number: int, *, stream: bool
     ) -> AsyncAnswer | Failure:
         """One try (see `SiliconFlow._attempt`)."""
         method = request.method
         try:
-            response = await self._http.send(request, stream=True)
+            response = await self._send_once(request)
             _log_response(method, url, response, number)
             return await areceive(response, self._core, self._limit, stream=stream)
         except httpx.TransportError as exc:
@@ -515,16 +570,13 @@ def _as_timeout(timeout: Timeout) -> httpx.Timeout:
     return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
 
-def _default_async_transport() -> httpx.AsyncBaseTransport | None:
-    # httpx ignores proxy environment variables once given a transport, and this one does not
-    # read them either: behind a proxy, httpx's own transport is the one that works.
-    if any(key in getproxies() for key in ("http", "https", "all")):
-        return None
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return None
-    return AiohttpTransport()
+def _one_of(http_client: object, transport: object) -> None:
+    if http_client is not None and transport is not None:
+        raise ConfigurationError("pass http_client or transport, not both")
+
+
+def _proxied() -> bool:
+    return any(key in getproxies() for key in ("http", "https", "all"))
 
 
 def _log_response(method: str, url: str, response: httpx.Response, attempt: int) -> None:

@@ -278,19 +278,17 @@ async def test_e2e_disconnect_is_a_connection_error_not_a_timeout(server: Loopba
 
 
 async def test_default_transport_respects_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    aiohttp_transport = pytest.importorskip("httpx_aiohttp").AiohttpTransport
-    monkeypatch.delenv("HTTPS_PROXY", raising=False)
-    monkeypatch.delenv("https_proxy", raising=False)
-    monkeypatch.delenv("ALL_PROXY", raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-    monkeypatch.delenv("HTTP_PROXY", raising=False)
-    monkeypatch.delenv("http_proxy", raising=False)
-    url = httpx.URL("https://api.siliconflow.cn/v1/chat/completions")
+    from sfagent.client._transport import KeepAliveTransport
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
     async with AsyncSiliconFlow(api_key=KEY) as direct:
-        assert isinstance(direct._http._transport_for_url(url), aiohttp_transport)
+        assert isinstance(direct._transport, KeepAliveTransport)
+        assert direct._http is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    async with AsyncSiliconFlow(api_key=KEY) as proxied:
-        assert not isinstance(proxied._http._transport_for_url(url), aiohttp_transport)
+    async with AsyncSiliconFlow(api_key=KEY) as proxied:  # httpx's client applies the proxy
+        assert isinstance(proxied._http, httpx.AsyncClient)
+        assert proxied._transport is None
 
 
 async def test_e2e_streams_reuse_the_connection(
