@@ -600,8 +600,8 @@ _FIRST_RUN = """
 class Fixed:
     def complete(self, request, *, timeout=None):
         from sfagent import ChatCompletion
-        message = {'role': 'assistant', 'content': 'hi'}
-        return ChatCompletion.model_validate({'choices': [{'message': message, 'finish_reason': 'stop'}]})
+        choice = {'message': {'role': 'assistant', 'content': 'hi'}, 'finish_reason': 'stop'}
+        return ChatCompletion.model_validate({'choices': [choice]})
     stream = complete_async = stream_async = complete
 Agent(Fixed(), tools=[lookup]).run_sync('hello')
 """

@@ -280,8 +280,9 @@ async def test_e2e_disconnect_is_a_connection_error_not_a_timeout(server: Loopba
 async def test_default_transport_respects_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from sfagent.client._transport import KeepAliveTransport
 
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+    for name in ("HTTPS_PROXY", "ALL_PROXY", "HTTP_PROXY"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
     async with AsyncSiliconFlow(api_key=KEY) as direct:
         assert isinstance(direct._transport, KeepAliveTransport)
         assert direct._http is None
