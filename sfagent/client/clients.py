@@ -18,13 +18,13 @@ wait for headers and the whole body or stream; see ``_deadline``), and in size, 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from urllib.request import getproxies
 
-import anyio
 import httpx
 
 from sfagent._secret import Secret
@@ -39,6 +39,7 @@ from sfagent.client._reading import (
     receive,
     socket_serving,
 )
+from sfagent.client._within import within
 from sfagent.client.config import TRACE_ID_HEADER
 from sfagent.client.retry import RetryPolicy
 from sfagent.client.streams import AsyncChatStream, AsyncOpened, ChatStream, Opened, is_timeout
@@ -419,7 +420,7 @@ class AsyncSiliconFlow(_ClientBase):
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         default_headers: Mapping[str, str] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         total_timeout: float | None = None,
         max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
@@ -443,7 +444,7 @@ class AsyncSiliconFlow(_ClientBase):
         self,
         request: RequestLike,
         *,
-        timeout: Timeout | None = None,  # noqa: ASYNC109 - httpx's per-phase timeouts
+        timeout: Timeout | None = None,
         total_timeout: float | None = None,
     ) -> ChatCompletion:
         """Send a chat completion and return the whole response (see `SiliconFlow.complete`)."""
@@ -490,7 +491,7 @@ class AsyncSiliconFlow(_ClientBase):
     async def list_models(
         self,
         *,
-        timeout: Timeout | None = None,  # noqa: ASYNC109
+        timeout: Timeout | None = None,
         total_timeout: float | None = None,
     ) -> list[str]:
         """The ids of the models the key can use (``GET /models``)."""
@@ -519,7 +520,7 @@ class AsyncSiliconFlow(_ClientBase):
         method: str,
         path: str,
         body: bytes | None,
-        timeout: Timeout | None,  # noqa: ASYNC109
+        timeout: Timeout | None,
         deadline: Deadline,
         *,
         stream: bool,
@@ -533,7 +534,7 @@ class AsyncSiliconFlow(_ClientBase):
             number = attempts.begin()
             request.extensions["timeout"] = deadline.phases(phases)
             outcome = None
-            with anyio.move_on_after(deadline.left()):
+            async with within(deadline.left()):
                 outcome = await self._attempt(request, deadline, url, number, stream=stream)
             if outcome is None:  # the scope ended the try
                 raise deadline.error()

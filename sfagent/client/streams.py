@@ -13,11 +13,11 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 
-import anyio
 import httpx
 
 from sfagent.client._body import DEFAULT_MAX_RESPONSE_BYTES, PIECE_BYTES
 from sfagent.client._deadline import Deadline
+from sfagent.client._within import within
 from sfagent.client.config import TRACE_ID_HEADER
 from sfagent.client.error_bodies import Redact
 from sfagent.client.streaming import StreamState
@@ -261,7 +261,7 @@ class AsyncChatStream(_StreamBase):
         deadline = self._deadline
         error: APIError
         try:
-            with anyio.move_on_after(deadline.left()):
+            async with within(deadline.left()):
                 return await anext(self._bytes, None)
             error = deadline.error(partial=state.partial())  # the scope ended the read
         except httpx.TransportError as exc:
@@ -272,14 +272,12 @@ class AsyncChatStream(_StreamBase):
         # See ChatStream._drain.
         if self._bytes is not None and self._deadline is not None:
             drained = 0
-            with (
-                anyio.move_on_after(min(_DRAIN_SECONDS, self._deadline.left())),
-                contextlib.suppress(httpx.TransportError),
-            ):
-                async for data in self._bytes:
-                    drained += len(data)
-                    if drained > _DRAIN_BYTES:
-                        break
+            async with within(min(_DRAIN_SECONDS, self._deadline.left())):
+                with contextlib.suppress(httpx.TransportError):
+                    async for data in self._bytes:
+                        drained += len(data)
+                        if drained > _DRAIN_BYTES:
+                            break
 
     async def aclose(self) -> None:
         """Release the connection; the stream cannot be read further."""
