@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -201,6 +203,26 @@ class Conversation:
             self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
         return None
 
+    async def absorb_on(self, threads: Executor, message: dict[str, Any]) -> str | None:
+        """`absorb`, running each sync tool on a worker thread as an async loop must (a sync
+        function called inline would block every other run on the loop)."""
+        loop = asyncio.get_running_loop()
+        calls = message.get("tool_calls")
+        assistant = {"role": "assistant", "content": message.get("content") or ""}
+        if calls:
+            assistant["tool_calls"] = calls
+        self.messages.append(assistant)
+        if not calls:
+            return str(message.get("content"))
+        for call in calls:
+            function = call["function"]
+            work = functools.partial(
+                FUNCTIONS[function["name"]], **json.loads(function["arguments"])
+            )
+            result = await loop.run_in_executor(threads, work)
+            self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        return None
+
 
 class Fold:
     """The floor's stream accumulator: SSE lines to the assistant message."""
@@ -259,17 +281,22 @@ def floor_stream_sync(client: httpx.Client, url: str, rounds: int) -> str:
             return final
 
 
-async def floor_async(client: httpx.AsyncClient, url: str, rounds: int) -> str:
+async def floor_async(
+    client: httpx.AsyncClient, url: str, rounds: int, threads: Executor | None = None
+) -> str:
     chat = Conversation(rounds)
     while True:
         response = await client.post(url, json=chat.body(), headers=HEADERS)
         response.raise_for_status()
-        final = chat.absorb(response.json()["choices"][0]["message"])
+        message = response.json()["choices"][0]["message"]
+        final = chat.absorb(message) if threads is None else await chat.absorb_on(threads, message)
         if final is not None:
             return final
 
 
-async def floor_stream_async(client: httpx.AsyncClient, url: str, rounds: int) -> str:
+async def floor_stream_async(
+    client: httpx.AsyncClient, url: str, rounds: int, threads: Executor | None = None
+) -> str:
     chat = Conversation(rounds)
     while True:
         fold = Fold()
@@ -277,7 +304,8 @@ async def floor_stream_async(client: httpx.AsyncClient, url: str, rounds: int) -
             response.raise_for_status()
             async for line in response.aiter_lines():
                 fold.feed(line)
-        final = chat.absorb(fold.message())
+        message = fold.message()
+        final = chat.absorb(message) if threads is None else await chat.absorb_on(threads, message)
         if final is not None:
             return final
 
@@ -386,13 +414,16 @@ async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -
 
     client = httpx.AsyncClient(timeout=LONG, limits=FLOOR_LIMITS)
     same = httpx.AsyncClient(timeout=LONG, transport=KeepAliveTransport())
+    threads = ThreadPoolExecutor(max_workers=32)
     runners: dict[str, AsyncRun] = {
         "floor_async": lambda: floor_async(client, url, rounds),
         "floor_async_same": lambda: floor_async(same, url, rounds),
+        "floor_async_same_thread": lambda: floor_async(same, url, rounds, threads),
         "run": run,
         "run_async_tool": run_async_tool,
         "floor_stream_async": lambda: floor_stream_async(client, url, rounds),
         "floor_stream_async_same": lambda: floor_stream_async(same, url, rounds),
+        "floor_stream_async_same_thread": lambda: floor_stream_async(same, url, rounds, threads),
         "stream": stream,
     }
     try:
@@ -400,6 +431,7 @@ async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -
     finally:
         await client.aclose()
         await same.aclose()
+        threads.shutdown()
         await agent.aclose()
         await agent_async_tool.aclose()
 
@@ -407,10 +439,12 @@ async def per_turn_async(base_url: str, rounds: int, repeat: int, warmup: int) -
 PER_TURN_ROWS = [
     # (row label, sfagent key, raw httpx floor key, floor on sfagent's own transport)
     ("`Agent.run_sync`", "run_sync", "floor_sync", "floor_sync"),
-    ("`await Agent.run`", "run", "floor_async", "floor_async_same"),
+    ("`await Agent.run`", "run", "floor_async", "floor_async_same_thread"),
     ("`await Agent.run`, async tool", "run_async_tool", "floor_async", "floor_async_same"),
     ("`Agent.stream_sync`", "stream_sync", "floor_stream_sync", "floor_stream_sync"),
-    ("`Agent.stream`", "stream", "floor_stream_async", "floor_stream_async_same"),
+    ("`Agent.stream`", "stream", "floor_stream_async", "floor_stream_async_same_thread"),
+    ("`Agent.stream`, inline floor", "stream", "floor_stream_async", "floor_stream_async_same"),
+    ("`await Agent.run`, inline floor", "run", "floor_async", "floor_async_same"),
 ]
 
 
@@ -426,7 +460,10 @@ def report_per_turn(args: argparse.Namespace) -> None:
     print(f"{warmup} warm-up runs; the server runs in its own process. *Raw floor*: plain httpx")
     print("(`httpx.Client` / `httpx.AsyncClient`), streamed rows parse SSE by hand. *Same")
     print("transport*: the raw loop on the transport sfagent uses (async: `httpx.AsyncClient` on")
-    print("sfagent's `KeepAliveTransport`). CPU: the client process, us per round.")
+    print("sfagent's `KeepAliveTransport`). With a sync tool, an async run calls it on a worker")
+    print("thread (inline, it would stall every other run on the loop), so the async floor does")
+    print("too; the *inline floor* rows compare with a floor that calls it inline.")
+    print("CPU: the client process, us per round.")
     print("Target: <= 1.2x the same-transport floor.\n")
     print(
         "| driver | sfagent ms | raw floor ms | x raw floor | same-transport floor ms "
