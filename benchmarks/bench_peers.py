@@ -67,10 +67,10 @@ from bench_agent import (  # type: ignore[import-not-found]
     prompt,
 )
 
-FRAMEWORKS = ("floor", "floor_aiohttp", "openai_sdk", "sfagent", "pydantic-ai", "openai-agents")
+FRAMEWORKS = ("floor", "floor_keepalive", "openai_sdk", "sfagent", "pydantic-ai", "openai-agents")
 LABELS = {
     "floor": "raw httpx loop (floor)",
-    "floor_aiohttp": "raw httpx + `AiohttpTransport` (sfagent's transport)",
+    "floor_keepalive": "raw httpx + `KeepAliveTransport` (sfagent's transport)",
     "openai_sdk": "raw loop on `openai` SDK (the peers' client)",
     "sfagent": "sfagent",
     "pydantic-ai": "pydantic-ai",
@@ -198,20 +198,19 @@ class Runners:
         self.run_sync, self.run, self.aclose, self.close = run_sync, run, aclose, close
 
 
-def make_floor(base_url: str, *, sync: bool, aiohttp: bool = False) -> Runners:
+def make_floor(base_url: str, *, sync: bool, keepalive: bool = False) -> Runners:
     url = f"{base_url}/chat/completions"
-    if sync and not aiohttp:
+    if sync and not keepalive:
         client = httpx.Client(timeout=LONG)
         return Runners(
             lambda text, rounds: floor_sync(client, url, rounds), _none, close=client.close
         )
     if sync:
         return Runners(None, _none)
-    if aiohttp:
-        from httpx_aiohttp import AiohttpTransport
+    if keepalive:
+        from sfagent.client._transport import KeepAliveTransport
 
-        transport = AiohttpTransport(limits=FLOOR_LIMITS)
-        aclient = httpx.AsyncClient(timeout=LONG, transport=transport)
+        aclient = httpx.AsyncClient(timeout=LONG, transport=KeepAliveTransport())
     else:
         aclient = httpx.AsyncClient(timeout=LONG, limits=FLOOR_LIMITS)
 
@@ -221,8 +220,8 @@ def make_floor(base_url: str, *, sync: bool, aiohttp: bool = False) -> Runners:
     return Runners(None, run, aclose=aclient.aclose)
 
 
-def make_floor_aiohttp(base_url: str, *, sync: bool) -> Runners:
-    return make_floor(base_url, sync=sync, aiohttp=True)
+def make_floor_keepalive(base_url: str, *, sync: bool) -> Runners:
+    return make_floor(base_url, sync=sync, keepalive=True)
 
 
 def make_openai_sdk(base_url: str, *, sync: bool) -> Runners:
@@ -320,7 +319,7 @@ def make_openai_agents(base_url: str, *, sync: bool) -> Runners:
 
 MAKERS: dict[str, Callable[..., Runners]] = {
     "floor": make_floor,
-    "floor_aiohttp": make_floor_aiohttp,
+    "floor_keepalive": make_floor_keepalive,
     "openai_sdk": make_openai_sdk,
     "sfagent": make_sfagent,
     "pydantic-ai": make_pydantic_ai,
@@ -333,7 +332,7 @@ def installed(framework: str) -> bool:
 
     modules = {
         "floor": "httpx",
-        "floor_aiohttp": "httpx_aiohttp",
+        "floor_keepalive": "sfagent",
         "openai_sdk": "openai",
         "pydantic-ai": "pydantic_ai",
         "openai-agents": "agents",
@@ -490,7 +489,8 @@ def report_concurrency(frameworks: list[str], runs: int, latency: float, repeat:
     print("(`VmHWM`). Server CPU: the loopback server process during the measurement. The floors")
     print("use httpx's default pool, `Limits(100, keepalive 20)`.\n")
     print(
-        "| client | wall s | x floor | x aiohttp floor | CPU s runs / process | peak RSS MB "
+        "| client | wall s | x floor | x same-transport floor | CPU s runs / process "
+        "| peak RSS MB "
         "| server CPU s |"
     )
     print("|---|---|---|---|---|---|---|")
@@ -504,7 +504,7 @@ def report_concurrency(frameworks: list[str], runs: int, latency: float, repeat:
         for name, values in samples.items()
     }
     floor = results["floor"]["wall"]
-    aio = results["floor_aiohttp"]["wall"] if "floor_aiohttp" in results else float("nan")
+    aio = results["floor_keepalive"]["wall"] if "floor_keepalive" in results else float("nan")
     for name in FRAMEWORKS:
         if name not in results:
             print(f"| {LABELS[name]} (not installed) | - | - | - | - | - | - |")
@@ -547,7 +547,7 @@ def report_imports(frameworks: list[str], repeat: int) -> None:
 
 def machine_info() -> str:
     packages = ("sfagent", "pydantic-ai-slim", "openai-agents", "openai", "httpx", "httpx2")
-    packages += ("httpx-aiohttp", "aiohttp", "pydantic")
+    packages += ("pydantic",)
     return (
         f"# sfagent and peer frameworks ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n"
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
