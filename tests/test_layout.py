@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sfagent.client", "sfagent.offline"),
     ("sfagent.run",),
     ("sfagent.agent",),
+    ("sfagent.batch",),
     ("sfagent.cli", "sfagent.testing", "sfagent.streaming", "sfagent.__main__"),
 ]
 # Within a layer, which sibling packages may lean on which (everything else is forbidden).
