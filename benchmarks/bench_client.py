@@ -122,12 +122,16 @@ def sync_rows(url: str, n: int, rounds: int) -> list[Pair]:
 
 
 async def async_rows(url: str, n: int, rounds: int) -> list[Pair]:
-    from httpx_aiohttp import AiohttpTransport
+    from sfagent.client._transport import KeepAliveTransport
 
     rows = []
-    for label, transport in (("httpx", None), ("httpx + aiohttp", AiohttpTransport())):
+    for label, transport in (("httpx", None), ("httpx + KeepAliveTransport", KeepAliveTransport())):
         async with httpx.AsyncClient(transport=transport) as http:
+            # The default client (no http_client=) on the same transport: sfagent's own path.
+            own = KeepAliveTransport()
             sf = AsyncSiliconFlow(api_key=KEY, base_url=url, http_client=http)
+            if transport is not None:
+                sf = AsyncSiliconFlow(api_key=KEY, base_url=url, transport=own)
 
             async def bare(http: httpx.AsyncClient = http) -> None:
                 response = await http.post(f"{url}/chat/completions", content=BODY, headers=HEADERS)
@@ -137,8 +141,11 @@ async def async_rows(url: str, n: int, rounds: int) -> list[Pair]:
             async def ours(sf: AsyncSiliconFlow = sf) -> None:
                 await sf.complete(REQUEST)
 
-            names = (f"{label} AsyncClient post + .json()", f"AsyncSiliconFlow.complete on {label}")
+            mode = "on that client" if transport is None else "(default: straight on it)"
+            names = (f"{label} AsyncClient post + .json()", f"AsyncSiliconFlow.complete {mode}")
             rows.append(await acompare(names, bare, ours, n, rounds))
+            await sf.close()
+            await own.aclose()
     return rows
 
 
