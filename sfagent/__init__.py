@@ -17,6 +17,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sfagent.tools.tool": ("tool", "Tool", "tool_result_text"),
     "sfagent.tools.toolset": ("ToolSet",),
     "sfagent.context": ("RunContext", "ApprovalRequest"),
+    "sfagent.steps": ("Steps",),
     "sfagent.usage": ("RunUsage",),
     "sfagent.agent": ("Agent",),
     "sfagent.result": ("RunResult", "TurnRecord", "ToolCallRecord"),
@@ -189,6 +190,7 @@ if TYPE_CHECKING:
         ChatRequest as ChatRequest,
         ModelSettings as ModelSettings,
     )
+    from sfagent.steps import Steps as Steps
     from sfagent.tools.tool import Tool as Tool, tool as tool, tool_result_text as tool_result_text
     from sfagent.tools.toolset import ToolSet as ToolSet
     from sfagent.usage import RunUsage as RunUsage

@@ -15,6 +15,7 @@ from sfagent.events import Event, RunFinished
 from sfagent.exceptions import UserError
 from sfagent.models import Model
 from sfagent.settings import DEFAULT_MODEL, ModelSettings
+from sfagent.steps import Steps
 from sfagent.tools import Tool, ToolSet
 
 # The loop, the wire models (pydantic) and the HTTP stack load when an agent is first made or
@@ -265,7 +266,13 @@ class Agent(Generic[DepsT, OutputT]):
     # --- the four drivers -------------------------------------------------------------------
 
     async def run(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
+        self,
+        prompt: Prompt | None = None,
+        *,
+        messages: History = (),
+        deps: DepsT | None = None,
+        run_id: str | None = None,
+        steps: Steps | None = None,
     ) -> RunResult[OutputT]:
         """Run to the final answer without streaming requests.
 
@@ -275,11 +282,17 @@ class Agent(Generic[DepsT, OutputT]):
                 ends with one.
             messages: An earlier conversation to continue (`RunResult.messages`).
             deps: Dependencies handed to tools through `RunContext`.
+            run_id: An id for this run, shown to tools as `RunContext.run_id` (their
+                `idempotency_key` derives from it).
+            steps: Performs each model request and tool call, or replays a recorded one
+                (see `Steps`; `sfagent.batch` journals a batch's runs this way).
 
         Raises:
             AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
         """
-        events = self._events_async(prompt, messages, deps, False)
+        if steps is not None and not isinstance(steps, Steps):
+            raise UserError(f"steps must be a Steps (an async step method), got {steps!r}")
+        events = self._events_async(prompt, messages, deps, False, run_id=run_id, steps=steps)
         return _result(await _last_async(events))
 
     def run_sync(
@@ -313,14 +326,29 @@ class Agent(Generic[DepsT, OutputT]):
         return drive_sync(flow, self.model, self._policy(deps), stream=stream)
 
     def _events_async(
-        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+        self,
+        prompt: Prompt | None,
+        messages: History,
+        deps: Any,
+        stream: bool,
+        *,
+        run_id: str | None = None,
+        steps: Steps | None = None,
     ) -> AsyncIterator[Event]:
         from sfagent.run._drive_async import drive_async  # asyncio loads only for async runs
 
-        flow = self._flow(prompt, messages, deps, stream)
-        return drive_async(flow, self.model, self._policy(deps), stream=stream)
+        flow = self._flow(prompt, messages, deps, stream, run_id=run_id)
+        return drive_async(flow, self.model, self._policy(deps), stream=stream, steps=steps)
 
-    def _flow(self, prompt: Prompt | None, messages: History, deps: Any, stream: bool) -> Flow:
+    def _flow(
+        self,
+        prompt: Prompt | None,
+        messages: History,
+        deps: Any,
+        stream: bool,
+        *,
+        run_id: str | None = None,
+    ) -> Flow:
         from sfagent.run._loop import run_flow, start_state
 
         self._check_deps(deps)
@@ -331,6 +359,7 @@ class Agent(Generic[DepsT, OutputT]):
             deps,
             endpoint=self._endpoint,
             learned=self._learn,
+            run_id=run_id,
         )
         return run_flow(self._config, state, stream=stream)
 

@@ -23,6 +23,7 @@ class RunContext(Generic[DepsT]):
         messages: The conversation so far, as wire dicts (read-only by convention).
         tool_name: The tool being called.
         tool_call_id: The id of the call being answered.
+        run_id: The id the run was given (`Agent.run`'s ``run_id``; a batch task's id).
     """
 
     deps: DepsT
@@ -30,6 +31,19 @@ class RunContext(Generic[DepsT]):
     messages: list[dict[str, Any]] = field(default_factory=list)
     tool_name: str | None = None
     tool_call_id: str | None = None
+    run_id: str | None = None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """``"<run_id>/<tool_call_id>"``: the same when a resumed run replays this call.
+
+        A resumed batch replays the model's recorded answers, so a call keeps its id; a tool
+        with side effects (a payment, an email) can pass this key on to make a repeat
+        harmless. ``None`` when the run was given no ``run_id``.
+        """
+        if self.run_id is None or self.tool_call_id is None:
+            return None
+        return f"{self.run_id}/{self.tool_call_id}"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import sfagent
 PUBLIC = {
     # tools
     "tool", "Tool", "ToolSet", "tool_result_text", "RunContext", "ApprovalRequest", "RunUsage",
+    "Steps",
     # the agent
     "Agent", "RunResult", "TurnRecord", "ToolCallRecord",
     "Event", "TextDelta", "ReasoningDelta", "ToolCallStarted", "ToolCallsFromText", "ToolResult",

@@ -40,6 +40,7 @@ VOCABULARY = {
     "sfagent.models",
     "sfagent.result",
     "sfagent.settings",
+    "sfagent.steps",
     "sfagent.usage",
 }
 LAYERS: list[tuple[str, ...]] = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import math
 import time
 from collections.abc import AsyncIterator
@@ -23,12 +24,14 @@ from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
 from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
 from sfagent.run._invoke import ToolPolicy, acall, arefusal, call, timed_out
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
+from sfagent.steps import Steps, call_step_key, model_step_key
 
 
 async def drive_async(
-    flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool
+    flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool, steps: Steps | None = None
 ) -> AsyncIterator[Event]:
-    """Run `flow` on the event loop, yielding its events (the last is `RunFinished`)."""
+    """Run `flow` on the event loop, yielding its events (the last is `RunFinished`); with
+    `steps`, each model request and tool call goes through it (a non-streamed run only)."""
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -46,12 +49,14 @@ async def drive_async(
                     async for event in _model_stream_async(model, action, box):
                         yield event
                     reply = box.value
+                elif steps is not None:
+                    reply = await _model_step(steps, model, action)
                 else:
                     reply = await model.complete_async(action.request, timeout=action.timeout)
             except APIError as exc:
                 error = exc
         else:
-            reply = await _run_calls_async(action, policy)
+            reply = await _run_calls_async(action, policy, steps)
 
 
 @dataclass
@@ -69,14 +74,40 @@ async def _model_stream_async(model: Model, action: ModelCall, box: _Box) -> Asy
         box.value = await chunks.get_final_response()
 
 
-async def _run_calls_async(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:
+async def _model_step(steps: Steps, model: Model, action: ModelCall) -> Any:
+    from sfagent.run._steps import completion_from, completion_value
+
+    async def perform() -> dict[str, Any]:
+        response = await model.complete_async(action.request, timeout=action.timeout)
+        return completion_value(response)
+
+    return completion_from(await steps.step(model_step_key(action.turn), perform))
+
+
+async def _call_step(steps: Steps, turn: int, item: PreparedCall, run: Any) -> CallOutcome:
+    from sfagent.run._steps import outcome_from, outcome_value
+
+    async def perform() -> dict[str, Any]:
+        return outcome_value(item, await run())
+
+    return outcome_from(await steps.step(call_step_key(turn, item.call.id), perform))
+
+
+async def _run_calls_async(
+    action: RunCalls, policy: ToolPolicy, steps: Steps | None = None
+) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
     run_end = run_deadline(time.monotonic(), action.time_left)
     limit = asyncio.Semaphore(policy.max_concurrency) if policy.max_concurrency else None
 
     async def one(i: int) -> None:
+        item = action.calls[i]
         async with limit if limit is not None else contextlib.nullcontext():
-            outcomes[i] = await _call_async(action.calls[i], policy, run_end)
+            if steps is None:
+                outcomes[i] = await _call_async(item, policy, run_end)
+            else:
+                run = functools.partial(_call_async, item, policy, run_end)
+                outcomes[i] = await _call_step(steps, action.turn, item, run)
 
     for batch in batches(action.calls):
         if len(batch) == 1:

@@ -85,6 +85,7 @@ def start_state(
     *,
     endpoint: Capabilities | None = None,
     learned: Any = None,
+    run_id: str | None = None,
 ) -> RunState:
     """The state a run starts from: history, system prompt if new, then the user's prompt.
 
@@ -95,6 +96,7 @@ def start_state(
         deps: Handed to tools through `RunContext`.
         endpoint: What the agent has learned about its endpoint so far.
         learned: Called with what this run learns about the endpoint (see `RunState`).
+        run_id: The caller's id for the run (see `RunContext.run_id`).
     """
     messages = list(history)
     system = system_prompt(config)
@@ -103,7 +105,7 @@ def start_state(
     if prompt is not None:
         messages.append(UserMessage(content=_prompt_content(prompt)))
     known = endpoint if endpoint is not None else Capabilities()
-    state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned)
+    state = RunState(messages=messages, deps=deps, endpoint=known, learned=learned, run_id=run_id)
     state.choice_forced = forces_a_call(config.settings) and (
         known.tool_choice_required or not wants_required(config.settings)
     )
@@ -385,6 +387,7 @@ def _contexts(state: RunState) -> Any:
             messages=wire,
             tool_name=name,
             tool_call_id=call_id,
+            run_id=state.run_id,
         )
 
     return context_for

@@ -70,6 +70,8 @@ class RunState:
     endpoint: Capabilities = field(default_factory=Capabilities)
     learned: Callable[[Capabilities], None] | None = None
     """Told what the run learned about the endpoint, so the agent's next runs know it too."""
+    run_id: str | None = None
+    """The caller's id for the run; tools see it (and their idempotency keys) in `RunContext`."""
 
     def partial(self) -> RunResult[Any]:
         """The run so far, for an `AgentRunError` to carry."""

@@ -62,6 +62,8 @@ class CallOutcome:
         timed_out: The call exceeded the tool's timeout.
         denied: The approval callback said no.
         duration: Seconds spent.
+        replayed: The tool message and error recorded when the call first ran (a journal's
+            replay): sent as they were, whatever the other fields say.
     """
 
     value: Any = None
@@ -69,6 +71,7 @@ class CallOutcome:
     timed_out: bool = False
     denied: bool = False
     duration: float = 0.0
+    replayed: tuple[str, str | None] | None = None
 
 
 def prepare_calls(
@@ -118,6 +121,8 @@ def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str
     """The `tool` message content for a call and the error to record (``None`` on success)."""
     if item.error is not None or outcome is None:
         return item.error or "Error: the call was not run.", item.error
+    if outcome.replayed is not None:
+        return outcome.replayed
     name = item.call.function.name
     if outcome.denied:
         text = f"The user did not approve this call to '{name}'; it was not run."
