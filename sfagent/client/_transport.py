@@ -17,6 +17,7 @@ spoken: behind one, `AsyncSiliconFlow` keeps httpx's transport.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -30,6 +31,8 @@ _MAX_HEAD = 64 * 1024
 _READ_HIGH_WATER = 4 * 1024 * 1024
 """Buffered unread bytes at which the socket stops being read until the caller catches up."""
 _NO_BODY_STATUS = frozenset({204, 304})
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+"""Hex digits only: ``int(text, 16)`` would also take ``0x``, ``+``, ``_`` and spaces."""
 _Origin = tuple[str, str, int]
 
 
@@ -100,8 +103,14 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         """Close the socket; a waiting read wakes and finds it closed."""
         self._closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not self.loop.is_closed():
+            if asyncio._get_running_loop() is self.loop:
+                transport.close()
+            else:  # pooled on another loop (another thread's): closed there
+                self.loop.call_soon_threadsafe(transport.close)
+        # On a closed loop (an earlier asyncio.run) nothing can run any more, a transport's
+        # close included (it raises): the socket is left to the garbage collector.
         self._wake()
 
     async def write(self, data: bytes, timeout: float | None) -> None:
@@ -144,10 +153,12 @@ class _Connection(asyncio.Protocol):
         start = 0
         while True:
             found = self._buffer.find(marker, start)
-            if found >= 0:
-                return self._take(found + len(marker))
-            if len(self._buffer) > limit:
+            # Past the cap with the marker too: a whole oversized head can come in one read.
+            end = found + len(marker) if found >= 0 else len(self._buffer)
+            if end > limit:
                 raise httpx.RemoteProtocolError(f"the server sent over {limit} bytes of framing")
+            if found >= 0:
+                return self._take(end)
             if self._closed:
                 raise _disconnected(self._buffer)
             start = max(0, len(self._buffer) - len(marker) + 1)
@@ -177,6 +188,11 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(httpx.ReadTimeout("timed out waiting for the server"))
 
 
+def _time_out(waiter: asyncio.Future[_Connection | None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(httpx.PoolTimeout("timed out waiting for a free connection"))
+
+
 def _disconnected(buffer: bytearray) -> httpx.RemoteProtocolError:
     if buffer:
         return httpx.RemoteProtocolError("the server closed the connection mid-response")
@@ -191,7 +207,7 @@ class _Head:
     def __init__(self, raw: bytes) -> None:
         lines = raw[:-4].split(b"\r\n")
         parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not _is_status(parts[1]):
             raise httpx.RemoteProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
         self.status = int(parts[1])
         self.reason = parts[2] if len(parts) > 2 else b""
@@ -206,6 +222,10 @@ class _Head:
             value = value.strip()
             self.headers.append((name, value))
             self._note(name.lower(), value)
+        if self.chunked and self.length is not None:
+            # Both framings (RFC 9112 6.3): chunked wins, but a proxy in between may have read
+            # the other one; what follows on this connection is not to be trusted.
+            self.keep_alive = False
 
     def _note(self, name: bytes, value: bytes) -> None:
         if name == b"content-length":
@@ -215,7 +235,7 @@ class _Head:
         elif name == b"transfer-encoding":
             self.chunked = value.lower().endswith(b"chunked")
         elif name == b"connection":
-            tokens = {token.strip() for token in value.lower().split(b",")}
+            tokens = _tokens(value)
             if b"close" in tokens:
                 self.keep_alive = False
             elif b"keep-alive" in tokens:
@@ -278,16 +298,12 @@ class _Body(httpx.AsyncByteStream):
 async def _chunks(conn: _Connection, timeout: float | None) -> AsyncIterator[bytes]:
     while True:
         line = await conn.read_until(b"\r\n", 4096, timeout)
-        size_text = line[:-2].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise httpx.RemoteProtocolError(f"bad chunk size {size_text[:40]!r}") from None
-        if size < 0:
+        size_text = line[:-2].split(b";", 1)[0].strip()  # whitespace may precede an extension
+        if not _CHUNK_SIZE.fullmatch(size_text):
             raise httpx.RemoteProtocolError(f"bad chunk size {size_text[:40]!r}")
+        size = int(size_text, 16)
         if size == 0:
-            while await conn.read_until(b"\r\n", _MAX_HEAD, timeout) != b"\r\n":
-                pass  # trailers, dropped
+            await _skip_trailers(conn, timeout)
             return
         left = size
         while left:
@@ -298,6 +314,13 @@ async def _chunks(conn: _Connection, timeout: float | None) -> AsyncIterator[byt
             yield piece
         if await conn.read_exactly(2, timeout) != b"\r\n":
             raise httpx.RemoteProtocolError("a chunk did not end with CRLF")
+
+
+async def _skip_trailers(conn: _Connection, timeout: float | None) -> None:
+    # Dropped, within one head's worth of bytes in all: a server must not stream them forever.
+    budget = _MAX_HEAD
+    while (line := await conn.read_until(b"\r\n", budget, timeout)) != b"\r\n":
+        budget -= len(line)
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
@@ -336,7 +359,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             raise RuntimeError("the transport is closed")
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         origin = _origin(request.url)
-        payload = _encode(request, await request.aread())
+        payload, closing = _encode(request, await request.aread())
         # A failure is not retried here, even on a connection the server may have closed
         # while it sat idle: the server may have read the request, and the client's retry
         # policy (which counts tries and waits) is the one place that decides to send again.
@@ -347,6 +370,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self.release(conn, reuse=False)
             raise
+        if closing:  # the request said close: the server may close as soon as it answers
+            head.keep_alive = False
         return self._response(conn, head, request.method, timeouts.get("read"))
 
     def _response(
@@ -406,19 +431,29 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     ) -> _Connection | None:
         """Wait for a connection to this origin to be handed over, or (``None``) for a slot."""
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
-        self._waiting.append((origin, waiter))
+        entry = (origin, waiter)
+        self._waiting.append(entry)
+        # The pool timeout fails the waiter itself, so a waiter is either handed its turn or
+        # timed out, never both; asyncio.wait_for can time out (3.12+) or be cancelled (3.11:
+        # the cancellation is then lost) just after a turn was handed over.
+        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
         try:
-            return await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
-            raise httpx.PoolTimeout("timed out waiting for a free connection") from None
+            return await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():  # handed over as it was cancelled
-                handed = waiter.result()
-                if handed is None:
-                    self._free_slot()
-                else:
-                    self.release(handed, reuse=True)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._give_back(waiter.result())  # handed its turn as it was cancelled
+            elif entry in self._waiting:  # left in the queue, it would hold others back
+                self._waiting.remove(entry)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _give_back(self, handed: _Connection | None) -> None:
+        if handed is None:
+            self._free_slot()
+        else:
+            self.release(handed, reuse=True)
 
     def _free_slot(self) -> None:
         while self._waiting:
@@ -480,8 +515,13 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._free_slot()
 
     async def aclose(self) -> None:
-        """Close the idle connections; those in use close when their responses do."""
+        """Close the idle connections; those in use close when their responses do. Requests
+        still waiting for a connection fail."""
         self._closed = True
+        while self._waiting:
+            _, waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the transport is closed"))
         for idle in self._idle.values():
             while idle:
                 self._discard(idle.pop())
@@ -493,21 +533,36 @@ def _origin(url: httpx.URL) -> _Origin:
     if scheme not in ("http", "https"):
         raise httpx.UnsupportedProtocol(f"the URL must be http or https, got {scheme!r}")
     port = url.port or (443 if scheme == "https" else 80)
-    return scheme, url.host, port
+    # The host as the Host header has it (IDNA 2008): url.host is Unicode, which the socket
+    # and SNI would encode with Python's IDNA 2003 codec, and "faß" would become "fass".
+    return scheme, url.raw_host.decode("ascii"), port
 
 
-def _encode(request: httpx.Request, body: bytes) -> bytes:
+def _encode(request: httpx.Request, body: bytes) -> tuple[bytes, bool]:
+    """The request's bytes, and whether it asks for the connection to close after it."""
     target = request.url.raw_path or b"/"
     lines = [request.method.encode("ascii") + b" " + target + b" HTTP/1.1"]
-    chunked = False
+    chunked = closing = False
     for name, value in request.headers.raw:
-        if name.lower() == b"transfer-encoding":
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
             chunked = True  # the body was read whole: send it as one chunk
+        elif lowered == b"connection":
+            closing = closing or b"close" in _tokens(value)
         lines.append(name + b": " + value)
     head = b"\r\n".join(lines) + b"\r\n\r\n"
     if chunked:
-        return head + (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n")
-    return head + body
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+    return head + body, closing
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    """A comma-separated header value's tokens, lower-cased."""
+    return {token.strip() for token in value.lower().split(b",")}
+
+
+def _is_status(text: bytes) -> bool:
+    return len(text) == 3 and text.isdigit()
 
 
 async def _read_head(conn: _Connection, method: str, timeout: float | None) -> _Head:
