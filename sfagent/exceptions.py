@@ -344,7 +344,10 @@ class APIStatusError(APIError):
         message: The server's message.
         trace_id: The `x-siliconcloud-trace-id` response header, when present.
         body: The parsed body (dict or string), for diagnosis.
+        retry_after: Seconds the response's ``Retry-After`` header asked to wait, if any.
     """
+
+    retry_after: float | None = None
 
     def __init__(
         self,

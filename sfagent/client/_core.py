@@ -28,7 +28,7 @@ from sfagent.client.error_bodies import (
     is_error_reply,
     redacted_excerpt,
 )
-from sfagent.client.retry import RetryDecision, RetryPolicy
+from sfagent.client.retry import RetryDecision, RetryPolicy, parse_retry_after
 from sfagent.exceptions import (
     APIError,
     APIResponseValidationError,
@@ -143,7 +143,9 @@ class ClientCore:
     ) -> APIStatusError:
         """The typed error for an error status; the key is redacted from body and trace id."""
         trace_id = headers.get(TRACE_ID_HEADER)
-        return error_from_response(status_code, body, trace_id=trace_id, redact=self.redact)
+        error = error_from_response(status_code, body, trace_id=trace_id, redact=self.redact)
+        error.retry_after = parse_retry_after(headers.get("retry-after"))
+        return error
 
     def redact(self, text: str) -> str:
         """`text` without the key or any run of 6 or more of its characters (`Secret.redact`).

@@ -86,6 +86,17 @@ class HTTPModel:
     def __repr__(self) -> str:
         return "HTTPModel()"
 
+    def with_retry(self, retry: RetryPolicy | None) -> HTTPModel:
+        """A sibling with the same key and base URL whose clients retry by `retry` instead.
+
+        Clients given to this model are shared as they are (their policy is theirs).
+        """
+        if not self._owns_client or self._async_client is not None:
+            return self
+        return HTTPModel(
+            api_key=self._api_key.value, base_url=self._options["base_url"], retry=retry
+        )
+
     def _check_key(self) -> None:
         resolve_api_key(self._api_key.value)  # fail now, not at the first request
 

@@ -1,0 +1,105 @@
+"""`LimitedModel`: a `Model` whose requests wait their turn under a shared `RateLimiter`.
+
+Every request reserves its estimated tokens before it is sent and is charged its reported usage
+after; a 429 slows every run sharing the limiter (honouring ``Retry-After``) and the request
+takes its turn again, up to `MAX_RATE_LIMITED` times. The client underneath must not retry 429s
+itself (`BatchRunner` gives HTTP models a policy without them), or its retries would be sent
+behind the limiter's back and count against the account's RPM.
+
+It also keeps the per-second tally of requests sent and tokens used that the report draws.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from sfagent.batch._limiter import RateLimiter, estimate_tokens
+from sfagent.exceptions import RateLimitError, UserError
+
+if TYPE_CHECKING:
+    from sfagent.messages import ChatCompletion
+    from sfagent.models import AsyncModelStream, Model, ModelStream
+    from sfagent.settings import ChatRequest
+
+__all__ = ["MAX_RATE_LIMITED", "LimitedModel", "Timeline"]
+
+MAX_RATE_LIMITED = 6
+"""Times one request may be refused with a 429 before the task fails (SiliconFlow's guidance:
+back off and retry at most about six times; each refusal also counts against the RPM)."""
+
+
+class Timeline:
+    """Requests sent and tokens used per second since the batch started (the report's input)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.start = time.monotonic() if start is None else start
+        self._seconds: dict[int, list[int]] = {}
+
+    def add(self, requests: int, tokens: int, *, now: float | None = None) -> None:
+        """Count what was sent (and used) in the current second."""
+        second = int((time.monotonic() if now is None else now) - self.start)
+        bucket = self._seconds.setdefault(second, [0, 0])
+        bucket[0] += requests
+        bucket[1] += tokens
+
+    def buckets(self) -> list[dict[str, int]]:
+        """``[{"t": second, "requests": n, "tokens": n}, ...]`` in time order."""
+        return [
+            {"t": second, "requests": counts[0], "tokens": counts[1]}
+            for second, counts in sorted(self._seconds.items())
+        ]
+
+
+class LimitedModel:
+    """Wraps a `Model`: whole requests only, each admitted by `limiter` first.
+
+    Args:
+        model: The model that answers.
+        limiter: Shared by every run against the same endpoint and model.
+        timeline: Where requests and tokens are tallied per second.
+    """
+
+    def __init__(self, model: Model, limiter: RateLimiter, timeline: Timeline) -> None:
+        self.model = model
+        self.limiter = limiter
+        self.timeline = timeline
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+
+    def __repr__(self) -> str:
+        return f"LimitedModel({self.model!r})"
+
+    async def complete_async(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> ChatCompletion:
+        """Answer `request` once the limiter admits it; wait again after each 429."""
+        estimate = estimate_tokens(request.to_body())
+        for refusals in range(MAX_RATE_LIMITED + 1):
+            async with self.limiter.request(estimate) as slot:
+                self.timeline.add(1, 0)
+                try:
+                    response = await self.model.complete_async(request, timeout=timeout)
+                except RateLimitError as exc:
+                    slot.rate_limited(exc.retry_after)
+                    if refusals == MAX_RATE_LIMITED:
+                        raise
+                    continue
+                used = response.usage.total_tokens if response.usage is not None else 0
+                slot.settle(used or estimate)
+                self.timeline.add(0, used or estimate)
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatCompletion:
+        """Not used by the batch runner, which is asynchronous."""
+        raise UserError("a batch's model answers on the event loop (complete_async)")
+
+    def stream(self, request: ChatRequest, *, timeout: float | None = None) -> ModelStream:
+        """Not used: a batch sends whole requests."""
+        raise UserError("a batch sends whole requests, not streams")
+
+    def stream_async(
+        self, request: ChatRequest, *, timeout: float | None = None
+    ) -> AsyncModelStream:
+        """Not used: a batch sends whole requests."""
+        raise UserError("a batch sends whole requests, not streams")
