@@ -9,8 +9,12 @@ The runner (`sfagent batch`) is being built from these parts, each usable on its
   exact decimals, from SiliconFlow's published prices or your own; a money budget.
 - Tasks (`load_tasks`, `Task`, `PromptTemplate`): prompts, dicts, JSONL or CSV files, with
   ``{field}`` templates and ids that stay the same from one run of a file to the next.
+- The runner (`BatchRunner`, `BatchSummary`): the tasks through one agent, every step
+  journaled (`SQLiteJournal`) so a resumed batch pays for nothing twice.
+- The report (`write_report`, `render_report`): one self-contained HTML page.
 """
 
+from sfagent.batch._journal import ConfigMismatchError, Journal, JournalError, SQLiteJournal
 from sfagent.batch._limiter import (
     DEFAULT_MARGIN,
     EstimateTooLargeError,
@@ -42,13 +46,20 @@ from sfagent.batch.pricing import (
     PriceTableError,
     UnknownModelError,
 )
+from sfagent.batch.report import render_report, write_report
+from sfagent.batch.runner import BatchRunner, BatchSummary
 
 __all__ = [
     "DEFAULT_MARGIN",
     "SILICONFLOW_PRICES",
+    "BatchRunner",
+    "BatchSummary",
     "Budget",
+    "ConfigMismatchError",
     "DuplicateTaskIdError",
     "EstimateTooLargeError",
+    "Journal",
+    "JournalError",
     "LimiterStats",
     "Price",
     "PriceTable",
@@ -57,6 +68,7 @@ __all__ = [
     "RateLimiter",
     "RateLimits",
     "Reservation",
+    "SQLiteJournal",
     "Slot",
     "Task",
     "TaskError",
@@ -68,5 +80,7 @@ __all__ = [
     "estimate_tokens",
     "forget_shared_limiters",
     "load_tasks",
+    "render_report",
     "shared_limiter",
+    "write_report",
 ]

@@ -120,6 +120,8 @@ class BatchRunner:
         self._job_id = job_id
         self.summary: BatchSummary | None = None
         """How the last `run` went (set when it ends)."""
+        self.running = 0
+        """Runs in progress now (for a progress display)."""
 
     def __repr__(self) -> str:
         return f"BatchRunner(model={self.model_name!r}, concurrency={self.concurrency})"
@@ -237,12 +239,15 @@ class BatchRunner:
         started, clock = time.time(), time.monotonic()
         error: BaseException | None = None
         result: RunResult[Any] | None
+        self.running += 1
         try:
             result = await self._agent.run(task.prompt, deps=task.deps, run_id=task.id, steps=steps)
         except AgentRunError as exc:
             result, error = exc.result, exc
         except Exception as exc:  # a task that cannot run (bad deps...): its record says why
             result, error = None, exc
+        finally:
+            self.running -= 1
         cost = self._cost(result)
         record = _record(task, result, error, cost, self.currency, attempt)
         record.update(latency=time.monotonic() - clock, started_at=started, finished_at=time.time())

@@ -5,6 +5,8 @@ sfagent run FILE_OR_MODULE "prompt"   one run, shown live (or --json)
 sfagent chat FILE_OR_MODULE           a conversation with history
 sfagent tools FILE_OR_MODULE          the `tools` JSON exactly as sent
 sfagent models                        the model ids your key can use
+sfagent batch TASKS --agent FILE --out RESULTS
+                                      many tasks, under rate limits, resumable
 ```
 
 Without ``SILICONFLOW_API_KEY`` the agent runs on the built-in offline demo model. Errors are
@@ -117,6 +119,33 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         read_line=_line_reader(sys.stdin),
         describe=lambda exc: describe_run_error(exc, partial=False),
     )
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from sfagent.cli._batch import BatchOptions, run_batch_command
+
+    options = BatchOptions(
+        tasks=args.tasks,
+        out=args.out,
+        template=args.template,
+        journal=args.journal,
+        resume=args.resume,
+        force=args.force,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        rpd=args.rpd,
+        tpd=args.tpd,
+        concurrency=args.concurrency,
+        budget=args.budget,
+        transcripts=args.transcripts,
+        report=args.report,
+        progress=not args.no_progress,
+    )
+    args.target, args.stream = args.agent, False
+    # What the agent's file prints must not mix with the progress line.
+    with contextlib.redirect_stdout(sys.stderr):
+        agent, _, _ = _agent_for(args)
+        return run_batch_command(agent, options, sys.stderr)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
@@ -275,10 +304,49 @@ def _parser() -> argparse.ArgumentParser:
     _target(tools)
     tools.set_defaults(command="tools", handler=_cmd_tools)
 
+    _batch_parser(sub, common)
+
     models = sub.add_parser("models", parents=[common], help="list the models your key can use")
     models.add_argument("--base-url", help="API base URL (default: SILICONFLOW_BASE_URL or .cn)")
     models.set_defaults(command="models", handler=_cmd_models)
     return parser
+
+
+def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    batch = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="run many tasks through an agent, under rate limits, resumable",
+        description="Run every task of a JSONL or CSV file through an agent; one result line "
+        "per task in --out. A journal beside it records each step: --resume after a crash "
+        "pays for nothing twice.",
+    )
+    batch.add_argument("tasks", metavar="TASKS", help="a .jsonl or .csv file of tasks")
+    batch.add_argument(
+        "--agent",
+        required=True,
+        metavar="FILE_OR_MODULE",
+        help="the agent or tools (a file or module, :NAME to pick one)",
+    )
+    batch.add_argument("--out", required=True, metavar="PATH", help="results, one JSON line each")
+    batch.add_argument("--template", help="the prompt, with {field} filled from each row")
+    batch.add_argument("--journal", metavar="PATH", help="the journal (default: OUT.journal)")
+    batch.add_argument("--resume", action="store_true", help="continue the journal's batch")
+    batch.add_argument(
+        "--force", action="store_true", help="resume although the agent or template changed"
+    )
+    for name, what in (("rpm", "requests per minute"), ("tpm", "tokens per minute"),
+                       ("rpd", "requests per day"), ("tpd", "tokens per day")):  # fmt: skip
+        batch.add_argument(f"--{name}", type=_positive, metavar="N", help=f"at most N {what}")
+    batch.add_argument(
+        "--concurrency", type=_positive, default=16, metavar="N", help="runs at once (16)"
+    )
+    batch.add_argument("--budget", metavar="CNY", help="start no task once this much is spent")
+    batch.add_argument("--transcripts", action="store_true", help="keep each run's messages")
+    batch.add_argument("--report", metavar="PATH", help="write an HTML report there")
+    batch.add_argument("--no-progress", action="store_true", help="no live progress line")
+    _agent_options(batch, stream=False)
+    batch.set_defaults(command="batch", handler=_cmd_batch)
 
 
 def _target(parser: argparse.ArgumentParser) -> None:
@@ -290,12 +358,14 @@ def _target(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _agent_options(parser: argparse.ArgumentParser) -> None:
+def _agent_options(parser: argparse.ArgumentParser, *, stream: bool = True) -> None:
     parser.add_argument("--model", help="model id (default: the file's agent's, or DeepSeek-V3)")
     parser.add_argument("--max-turns", type=_positive, metavar="N", help="model requests allowed")
     parser.add_argument("--instructions", help="system prompt (replaces the file's)")
     parser.add_argument("--base-url", help="API base URL, ending in /v1")
     parser.add_argument("--offline", action="store_true", help="run on the offline demo model")
+    if not stream:
+        return
     parser.add_argument(
         "--stream",
         action=argparse.BooleanOptionalAction,

@@ -1,0 +1,186 @@
+"""`sfagent batch`: a tasks file through an agent into a results file, resumable, with progress.
+
+The results file is written from scratch at every start: a resumed batch writes the records of
+the tasks finished before first (from the journal), then each new one as it completes, so the
+file holds every task's record exactly once however often the batch was interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from sfagent.batch._journal import ConfigMismatchError
+from sfagent.cli._load import CLIError
+
+if TYPE_CHECKING:
+    from sfagent.agent import Agent
+    from sfagent.batch.runner import BatchRunner, BatchSummary
+
+__all__ = ["BatchOptions", "run_batch_command"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What `sfagent batch` was asked to do."""
+
+    tasks: str
+    out: str
+    template: str | None = None
+    journal: str | None = None
+    resume: bool = False
+    force: bool = False
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+    concurrency: int = 16
+    budget: str | None = None
+    transcripts: bool = False
+    report: str | None = None
+    progress: bool = True
+
+
+def journal_path(options: BatchOptions) -> Path:
+    """Where the journal goes: ``--journal``, else beside the results file."""
+    return Path(options.journal) if options.journal else Path(options.out + ".journal")
+
+
+def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str]) -> int:
+    """Run the batch; 0 when every task finished with an answer, 1 otherwise."""
+    from sfagent.batch import RateLimits, load_tasks
+    from sfagent.batch.runner import BatchRunner
+
+    tasks = load_tasks(options.tasks, template=options.template)
+    limits = None
+    if any(v is not None for v in (options.rpm, options.tpm, options.rpd, options.tpd)):
+        limits = RateLimits(rpm=options.rpm, tpm=options.tpm, rpd=options.rpd, tpd=options.tpd)
+    runner = BatchRunner(
+        agent,
+        limits=limits,
+        concurrency=options.concurrency,
+        journal=journal_path(options),
+        budget=options.budget,
+        transcripts=options.transcripts,
+    )
+    progress = _Progress.start(runner, tasks, err) if options.progress else None
+    started = time.time()
+    try:
+        asyncio.run(_write_results(runner, tasks, options, progress))
+    except ConfigMismatchError as exc:
+        raise CLIError(
+            f"{exc} ({journal_path(options)}). Add --resume to continue that batch (--force if "
+            "the agent or template changed on purpose), or choose another --journal to start "
+            "afresh."
+        ) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = runner.summary
+    assert summary is not None  # set when the run ends
+    err.write(_summary_line(summary, options) + "\n")
+    if options.report:
+        _write_report(runner, options, started)
+        err.write(f"report: {options.report}\n")
+    return 0 if summary.failed == 0 and summary.not_started == 0 else 1
+
+
+async def _write_results(
+    runner: BatchRunner, tasks: Any, options: BatchOptions, progress: _Progress | None
+) -> None:
+    # Opened at the first record, not before: a batch refused at the start (another batch's
+    # journal) leaves the results file of the earlier one as it was.
+    out: IO[str] | None = None
+    try:
+        async for record in runner.run(tasks, resume=options.resume, force=options.force):
+            if out is None:
+                out = open(options.out, "w", encoding="utf-8")  # noqa: ASYNC230, SIM115
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()  # a killed batch leaves whole lines; the journal has the rest
+            if progress is not None:
+                progress.update(record)
+    finally:
+        if out is not None:
+            out.close()
+        elif runner.summary is not None:
+            Path(options.out).write_text("", encoding="utf-8")  # noqa: ASYNC240 - no tasks
+
+
+def _summary_line(summary: BatchSummary, options: BatchOptions) -> str:
+    cost = "unknown" if summary.cost is None else f"{summary.cost:.4f} {summary.currency}"
+    parts = [
+        f"{summary.done} done",
+        f"{summary.failed} failed",
+        f"{summary.tokens:,} tokens",
+        f"cost {cost}",
+        f"{summary.seconds:.1f} s",
+    ]
+    if summary.resumed:
+        parts.append(f"{summary.resumed} finished before (resumed)")
+    if summary.not_started:
+        parts.append(f"{summary.not_started} not started (budget reached)")
+    return f"batch: {', '.join(parts)}; results in {options.out}"
+
+
+def _write_report(runner: BatchRunner, options: BatchOptions, started: float) -> None:
+    from sfagent.batch.report import write_report
+
+    assert options.report is not None
+    with open(options.out, encoding="utf-8") as results:
+        write_report(
+            options.report,
+            (json.loads(line) for line in results if line.strip()),
+            timeline=runner.timeline.buckets(),
+            limits={"rpm": options.rpm, "tpm": options.tpm},
+            title=f"sfagent batch: {Path(options.tasks).name}",
+            started_at=started,
+            finished_at=time.time(),
+        )
+
+
+class _Progress:
+    """The live line on a terminal: done/failed/running, rate against the limits, tokens,
+    cost and time left. tqdm draws it (see docs/design.md); nothing is drawn off a terminal."""
+
+    def __init__(self, runner: BatchRunner, total: int | None, err: IO[str]) -> None:
+        from tqdm import tqdm
+
+        self.runner = runner
+        self.bar = tqdm(total=total, file=err, unit="task", dynamic_ncols=True, smoothing=0.1)
+        self.failed = 0
+        self.tokens = 0
+        self.cost = Decimal(0)
+
+    @classmethod
+    def start(cls, runner: BatchRunner, tasks: Any, err: IO[str]) -> _Progress | None:
+        if not (hasattr(err, "isatty") and err.isatty()):
+            return None
+        return cls(runner, sum(1 for _ in tasks), err)  # counted once, for the time left
+
+    def update(self, record: dict[str, Any]) -> None:
+        self.failed += record.get("status") != "done"
+        self.tokens += int(record.get("usage", {}).get("total_tokens") or 0)
+        if record.get("cost"):
+            self.cost += Decimal(record["cost"])
+        fields: dict[str, Any] = {"failed": self.failed, "running": self.runner.running}
+        limiter = self.runner.limiter
+        if limiter is not None:
+            stats, limits = limiter.stats(), limiter.limits
+            fields["rpm"] = _against(stats.requests, limits.rpm)
+            fields["tpm"] = _against(stats.tokens, limits.tpm)
+        fields["tokens"] = f"{self.tokens:,}"
+        fields["cost"] = f"{self.cost:.4f}"
+        self.bar.set_postfix(fields, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _against(used: int, limit: int | None) -> str:
+    return f"{used:,}" if limit is None else f"{used:,}/{limit:,}"
