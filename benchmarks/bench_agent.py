@@ -190,12 +190,8 @@ class Conversation:
 
     def absorb(self, message: dict[str, Any]) -> str | None:
         """Append the answer and the tool results; returns the final text, if it is final."""
-        calls = message.get("tool_calls")
-        assistant = {"role": "assistant", "content": message.get("content") or ""}
-        if calls:
-            assistant["tool_calls"] = calls
-        self.messages.append(assistant)
-        if not calls:
+        calls = self._answer(message)
+        if calls is None:
             return str(message.get("content"))
         for call in calls:
             function = call["function"]
@@ -206,22 +202,26 @@ class Conversation:
     async def absorb_on(self, threads: Executor, message: dict[str, Any]) -> str | None:
         """`absorb`, running each sync tool on a worker thread as an async loop must (a sync
         function called inline would block every other run on the loop)."""
+        calls = self._answer(message)
+        if calls is None:
+            return str(message.get("content"))
         loop = asyncio.get_running_loop()
+        for call in calls:
+            function = call["function"]
+            arguments = json.loads(function["arguments"])
+            work = functools.partial(FUNCTIONS[function["name"]], **arguments)
+            result = await loop.run_in_executor(threads, work)
+            self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        return None
+
+    def _answer(self, message: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Append the assistant message; its tool calls, or ``None`` when it is the answer."""
         calls = message.get("tool_calls")
         assistant = {"role": "assistant", "content": message.get("content") or ""}
         if calls:
             assistant["tool_calls"] = calls
         self.messages.append(assistant)
-        if not calls:
-            return str(message.get("content"))
-        for call in calls:
-            function = call["function"]
-            work = functools.partial(
-                FUNCTIONS[function["name"]], **json.loads(function["arguments"])
-            )
-            result = await loop.run_in_executor(threads, work)
-            self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        return None
+        return calls or None
 
 
 class Fold:

@@ -28,6 +28,8 @@ __all__ = ["KeepAliveTransport"]
 
 _MAX_HEAD = 64 * 1024
 """Bytes of status line and headers accepted (httpcore and aiohttp use similar caps)."""
+_MAX_CHUNK_LINE = 4096
+"""Bytes of a chunk's size line accepted (with any extension)."""
 _READ_HIGH_WATER = 4 * 1024 * 1024
 """Buffered unread bytes at which the socket stops being read until the caller catches up."""
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -143,9 +145,32 @@ class _Connection(asyncio.Protocol):
     def _take(self, size: int) -> bytes:
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
+        self._read_more_if_caught_up()
+        return data
+
+    def _read_more_if_caught_up(self) -> None:
         if self._paused and len(self._buffer) <= _READ_HIGH_WATER // 2 and self.transport:
             self._paused = False
             self.transport.resume_reading()
+
+    def take_chunk(self) -> bytes | None:
+        """The data of a whole non-empty chunk already buffered, else ``None`` (then the
+        careful path in `_chunks` reads it, and reports what is wrong with it). An event stream
+        is mostly small chunks that arrive whole: one buffer operation each instead of three."""
+        buffer = self._buffer
+        end = buffer.find(b"\r\n", 0, _MAX_CHUNK_LINE)
+        if end <= 0:
+            return None
+        size_text = bytes(buffer[:end]).split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            return None
+        start = end + 2
+        stop = start + int(size_text, 16)
+        if stop == start or len(buffer) < stop + 2 or buffer[stop : stop + 2] != b"\r\n":
+            return None
+        data = bytes(buffer[start:stop])
+        del buffer[: stop + 2]
+        self._read_more_if_caught_up()
         return data
 
     async def read_until(self, marker: bytes, limit: int, timeout: float | None) -> bytes:
@@ -297,7 +322,11 @@ class _Body(httpx.AsyncByteStream):
 
 async def _chunks(conn: _Connection, timeout: float | None) -> AsyncIterator[bytes]:
     while True:
-        line = await conn.read_until(b"\r\n", 4096, timeout)
+        whole = conn.take_chunk()
+        if whole is not None:
+            yield whole
+            continue
+        line = await conn.read_until(b"\r\n", _MAX_CHUNK_LINE, timeout)
         size_text = line[:-2].split(b";", 1)[0].strip()  # whitespace may precede an extension
         if not _CHUNK_SIZE.fullmatch(size_text):
             raise httpx.RemoteProtocolError(f"bad chunk size {size_text[:40]!r}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -581,6 +582,8 @@ def _proxied() -> bool:
 
 
 def _log_response(method: str, url: str, response: httpx.Response, attempt: int) -> None:
+    if not logger.isEnabledFor(logging.DEBUG):  # per request: skip the header scan and redaction
+        return
     trace_id = response.headers.get(TRACE_ID_HEADER)
     if trace_id:  # a header the server chose: it may echo the key
         trace_id = _sent_key(response).redact(trace_id)

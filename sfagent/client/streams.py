@@ -17,7 +17,7 @@ import httpx
 
 from sfagent.client._body import DEFAULT_MAX_RESPONSE_BYTES, PIECE_BYTES
 from sfagent.client._deadline import Deadline
-from sfagent.client._within import within
+from sfagent.client._within import ReadTimedOut, ReadTimer, within
 from sfagent.client.config import TRACE_ID_HEADER
 from sfagent.client.error_bodies import Redact
 from sfagent.client.streaming import StreamState
@@ -225,6 +225,7 @@ class AsyncChatStream(_StreamBase):
         super().__init__(redact, max_response_bytes)
         self._send = opener
         self._bytes: AsyncIterator[bytes] | None = None
+        self._timer: ReadTimer | None = None
 
     async def get_final_response(self) -> ChatCompletion:
         """Read the rest of the stream and return the whole response."""
@@ -261,9 +262,15 @@ class AsyncChatStream(_StreamBase):
         deadline = self._deadline
         error: APIError
         try:
+            if ReadTimer.available:
+                if self._timer is None:
+                    self._timer = ReadTimer(deadline.left())
+                return await self._timer.read(anext(self._bytes, None))
             async with within(deadline.left()):
                 return await anext(self._bytes, None)
             error = deadline.error(partial=state.partial())  # the scope ended the read
+        except ReadTimedOut:
+            error = deadline.error(partial=state.partial())
         except httpx.TransportError as exc:
             error = _broken_stream(exc, state, self._redact)
         raise error  # see ChatStream._read
@@ -282,6 +289,8 @@ class AsyncChatStream(_StreamBase):
     async def aclose(self) -> None:
         """Release the connection; the stream cannot be read further."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.close()
         if self._bytes is not None:
             aclose = getattr(self._bytes, "aclose", None)
             if aclose is not None:
