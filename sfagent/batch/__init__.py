@@ -12,6 +12,7 @@ The runner (`sfagent batch`) is being built from these parts, each usable on its
 - The runner (`BatchRunner`, `BatchSummary`): the tasks through one agent, every step
   journaled (`SQLiteJournal`) so a resumed batch pays for nothing twice.
 - The report (`write_report`, `render_report`): one self-contained HTML page.
+- The half-price path (`BatchAPIRunner`): single-turn tasks as SiliconFlow batches.
 """
 
 from sfagent.batch._journal import ConfigMismatchError, Journal, JournalError, SQLiteJournal
@@ -38,6 +39,7 @@ from sfagent.batch._tasks import (
     TemplateFieldError,
     load_tasks,
 )
+from sfagent.batch._via_batch_api import BatchAPIRunner, NotBatchableError
 from sfagent.batch.pricing import (
     SILICONFLOW_PRICES,
     Budget,
@@ -52,6 +54,7 @@ from sfagent.batch.runner import BatchRunner, BatchSummary
 __all__ = [
     "DEFAULT_MARGIN",
     "SILICONFLOW_PRICES",
+    "BatchAPIRunner",
     "BatchRunner",
     "BatchSummary",
     "Budget",
@@ -61,6 +64,7 @@ __all__ = [
     "Journal",
     "JournalError",
     "LimiterStats",
+    "NotBatchableError",
     "Price",
     "PriceTable",
     "PriceTableError",

@@ -44,6 +44,10 @@ class BatchOptions:
     transcripts: bool = False
     report: str | None = None
     progress: bool = True
+    via_batch_api: bool = False
+    base_url: str | None = None
+    completion_window: str = "24h"
+    poll_interval: float = 60.0
 
 
 def journal_path(options: BatchOptions) -> Path:
@@ -57,6 +61,8 @@ def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str
     from sfagent.batch.runner import BatchRunner
 
     tasks = load_tasks(options.tasks, template=options.template)
+    if options.via_batch_api:
+        return _via_batch_api(agent, tasks, options, err)
     limits = None
     if any(v is not None for v in (options.rpm, options.tpm, options.rpd, options.tpd)):
         limits = RateLimits(rpm=options.rpm, tpm=options.tpm, rpd=options.rpd, tpd=options.tpd)
@@ -109,6 +115,46 @@ async def _write_results(
             out.close()
         elif runner.summary is not None:
             Path(options.out).write_text("", encoding="utf-8")  # noqa: ASYNC240 - no tasks
+
+
+def _via_batch_api(agent: Agent[Any, Any], tasks: Any, options: BatchOptions, err: IO[str]) -> int:
+    """The half-price path: single-turn tasks as SiliconFlow batches, polled to the end."""
+    from sfagent.batch._via_batch_api import BatchAPIRunner
+    from sfagent.client.batch_api import AsyncBatchAPI
+
+    if any(v is not None for v in (options.rpm, options.tpm, options.rpd, options.tpd)):
+        raise CLIError("--via batch-api runs on SiliconFlow's batch queue: drop --rpm/--tpm")
+    if options.budget is not None:
+        raise CLIError("--via batch-api submits every task at once: a --budget cannot apply")
+
+    def polled(batch: Any) -> None:
+        counts = batch.request_counts
+        err.write(f"batch {batch.id}: {batch.status} ({counts.completed}/{counts.total})\n")
+
+    async def run() -> BatchSummary | None:
+        async with AsyncBatchAPI(base_url=options.base_url) as api:
+            runner = BatchAPIRunner(
+                agent,
+                api=api,
+                journal=journal_path(options),
+                completion_window=options.completion_window,
+                poll_interval=options.poll_interval,
+                on_poll=polled if options.progress else None,
+                transcripts=options.transcripts,
+            )
+            with open(options.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+                async for record in runner.run(tasks, resume=options.resume, force=options.force):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    out.flush()
+            return runner.summary
+
+    try:
+        summary = asyncio.run(run())
+    except ConfigMismatchError as exc:
+        raise CLIError(f"{exc} ({journal_path(options)}): add --resume to continue it") from None
+    assert summary is not None
+    err.write(_summary_line(summary, options) + "\n")
+    return 0 if summary.failed == 0 else 1
 
 
 def _summary_line(summary: BatchSummary, options: BatchOptions) -> str:

@@ -140,12 +140,24 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         transcripts=args.transcripts,
         report=args.report,
         progress=not args.no_progress,
+        via_batch_api=args.via == "batch-api",
+        base_url=args.base_url,
+        completion_window=args.completion_window,
+        poll_interval=args.poll_interval,
     )
     args.target, args.stream = args.agent, False
+    if options.via_batch_api and (args.offline or not _key_set()):
+        raise CLIError("--via batch-api needs SILICONFLOW_API_KEY: the demo model has no batch API")
     # What the agent's file prints must not mix with the progress line.
     with contextlib.redirect_stdout(sys.stderr):
         agent, _, _ = _agent_for(args)
         return run_batch_command(agent, options, sys.stderr)
+
+
+def _key_set() -> bool:
+    from sfagent.cli._commands import api_key_set
+
+    return api_key_set()
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
@@ -345,6 +357,22 @@ def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     batch.add_argument("--transcripts", action="store_true", help="keep each run's messages")
     batch.add_argument("--report", metavar="PATH", help="write an HTML report there")
     batch.add_argument("--no-progress", action="store_true", help="no live progress line")
+    batch.add_argument(
+        "--via",
+        choices=["chat", "batch-api"],
+        default="chat",
+        help="batch-api: single-turn tasks without tools as SiliconFlow batches (half price)",
+    )
+    batch.add_argument(
+        "--completion-window", default="24h", help="with --via batch-api: 24h to 336h (24h)"
+    )
+    batch.add_argument(
+        "--poll-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --via batch-api: seconds between polls (60)",
+    )
     _agent_options(batch, stream=False)
     batch.set_defaults(command="batch", handler=_cmd_batch)
 
