@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sfagent.agent import Agent
-from sfagent.batch._journal import JobInfo, Journal, SQLiteJournal
+from sfagent.batch._journal import JobInfo, Journal
 from sfagent.batch._tasks import Task, TaskSource
 from sfagent.batch.pricing import SILICONFLOW_PRICES, PriceTable
 from sfagent.batch.runner import (
@@ -39,6 +39,8 @@ from sfagent.batch.runner import (
     _Counts,
     _currency,
     _record,
+    batch_fingerprint,
+    open_journal,
 )
 from sfagent.client.batch_api import (
     MAX_LINES_PER_FILE,
@@ -180,7 +182,7 @@ class BatchAPIRunner:
 
     def fingerprint(self, template: str | None = None) -> dict[str, Any]:
         """What a resumed batch must match; `BatchRunner`'s, so either may resume the other."""
-        return {"model": self.model_name, "tools": self._agent.tools.names, "template": template}
+        return batch_fingerprint(self.model_name, self._agent.tools.names, template)
 
     async def run(
         self,
@@ -399,20 +401,12 @@ class BatchAPIRunner:
     # --- the journal -------------------------------------------------------------------------
 
     def _open_journal(self, template: str | None, *, resume: bool, force: bool) -> Journal | None:
-        given = self._journal_arg
-        if given is None:
-            if resume:
-                raise UserError("resume=True needs a journal to resume from")
+        opened = open_journal(
+            self._journal_arg, self._job_id, self.fingerprint(template), resume=resume, force=force
+        )
+        if opened is None:
             return None
-        journal = SQLiteJournal(given) if isinstance(given, (str, Path)) else given
-        try:
-            self._job = journal.open_job(
-                self._job_id, self.fingerprint(template), resume=resume, force=force
-            )
-        except BaseException:
-            if journal is not given:
-                journal.close()
-            raise
+        journal, self._job = opened
         return journal
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sfagent.agent import Agent
-from sfagent.batch._journal import Journal, SQLiteJournal
+from sfagent.batch._journal import JobInfo, Journal, SQLiteJournal
 from sfagent.batch._journal_steps import JournalSteps
 from sfagent.batch._limited_model import LimitedModel, Timeline
 from sfagent.batch._limiter import RateLimiter, RateLimits
@@ -128,7 +128,7 @@ class BatchRunner:
 
     def fingerprint(self, template: str | None = None) -> dict[str, Any]:
         """What a resumed batch must match: the model, the tools, and the task template."""
-        return {"model": self.model_name, "tools": self._agent.tools.names, "template": template}
+        return batch_fingerprint(self.model_name, self._agent.tools.names, template)
 
     async def run(
         self,
@@ -183,19 +183,10 @@ class BatchRunner:
     # --- one start ---------------------------------------------------------------------------
 
     def _open_journal(self, template: str | None, *, resume: bool, force: bool) -> Journal | None:
-        given = self._journal_arg
-        if given is None:
-            if resume:
-                raise UserError("resume=True needs a journal to resume from")
-            return None
-        journal = SQLiteJournal(given) if isinstance(given, (str, Path)) else given
-        try:
-            journal.open_job(self._job_id, self.fingerprint(template), resume=resume, force=force)
-        except BaseException:
-            if journal is not given:
-                journal.close()
-            raise
-        return journal
+        opened = open_journal(
+            self._journal_arg, self._job_id, self.fingerprint(template), resume=resume, force=force
+        )
+        return opened[0] if opened is not None else None
 
     async def _run_all(
         self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts
@@ -269,6 +260,40 @@ class BatchRunner:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def batch_fingerprint(model: str, tools: Iterable[str], template: str | None) -> dict[str, Any]:
+    """What a resumed batch must match, the same for every runner (either may resume the
+    other's journal): the model, the tools' names, and the task template."""
+    return {"model": model, "tools": list(tools), "template": template}
+
+
+def open_journal(
+    given: str | Path | Journal | None,
+    job_id: str,
+    fingerprint: Mapping[str, Any],
+    *,
+    resume: bool,
+    force: bool,
+) -> tuple[Journal, JobInfo] | None:
+    """Open (a path) or take (a `Journal`) the batch's journal and its job; ``None`` for none.
+
+    Raises:
+        UserError: ``resume`` without a journal.
+        ConfigMismatchError: See `Journal.open_job`.
+    """
+    if given is None:
+        if resume:
+            raise UserError("resume=True needs a journal to resume from")
+        return None
+    journal = SQLiteJournal(given) if isinstance(given, (str, Path)) else given
+    try:
+        job = journal.open_job(job_id, fingerprint, resume=resume, force=force)
+    except BaseException:
+        if journal is not given:
+            journal.close()
+        raise
+    return journal, job
 
 
 @dataclass
