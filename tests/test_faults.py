@@ -126,8 +126,8 @@ FAULTS: dict[str, Fault] = {
 
 # (driver, transport): the async drivers over both transports; the sync ones in threads.
 DRIVERS = [
-    ("run", "aiohttp"),
-    ("stream", "aiohttp"),
+    ("run", "keepalive"),
+    ("stream", "keepalive"),
     ("run", "httpx"),
     ("stream", "httpx"),
     ("run_sync", "httpx"),
@@ -148,7 +148,7 @@ class Plan:
     Attributes:
         run: The run's number (it is in the prompt, so the server can find the plan).
         driver: ``run``, ``stream``, ``run_sync`` or ``stream_sync``.
-        transport: ``aiohttp`` (the async client's default) or ``httpx``.
+        transport: ``keepalive`` (the async client's default) or ``httpx``.
         a: The first addend.
         b: The second addend.
         steps: What the model answers on each turn: ``bad`` (a call with invalid arguments),
@@ -336,7 +336,7 @@ class Agents:
         ]
         options: dict[str, Any] = {"tools": [add], "tool_retries": TOOL_RETRIES}
         self.by_key = {
-            "aiohttp": Agent(MODEL, client=self.clients[0], **options),
+            "keepalive": Agent(MODEL, client=self.clients[0], **options),
             "httpx": Agent(MODEL, client=self.clients[1], **options),
             "sync": Agent(MODEL, client=self.clients[2], **options),
         }

@@ -84,8 +84,8 @@ SSE = {"Content-Type": "text/event-stream"}
 
 # (driver, transport): the async drivers over both transports; the sync ones in threads.
 DRIVERS = [
-    ("run", "aiohttp"),
-    ("stream", "aiohttp"),
+    ("run", "keepalive"),
+    ("stream", "keepalive"),
     ("run", "httpx"),
     ("stream", "httpx"),
     ("run_sync", "httpx"),
@@ -111,7 +111,7 @@ class Plan:
     Attributes:
         run: The run's number (it is in the prompt, so the server can find the plan).
         driver: ``run``, ``stream``, ``run_sync`` or ``stream_sync``.
-        transport: ``aiohttp`` (the async client's default) or ``httpx``.
+        transport: ``keepalive`` (the async client's default) or ``httpx``.
         kind: The hostile turn's kind, a key of `KINDS`.
         variant: How that kind is played (e.g. what an endless stream repeats).
         steps: Each turn: ``call`` (one valid call), ``hostile`` or ``answer``.
@@ -348,7 +348,7 @@ class Agents:
         }
         self._http = httpx.AsyncClient()
         self.clients: dict[str, Any] = {
-            "aiohttp": AsyncSiliconFlow(**common),
+            "keepalive": AsyncSiliconFlow(**common),
             "httpx": AsyncSiliconFlow(http_client=self._http, **common),
             "sync": SiliconFlow(**common),
         }
@@ -369,7 +369,7 @@ class Agents:
         return self.agents[key, plan.ends == "time"]
 
     async def aclose(self) -> None:
-        await self.clients["aiohttp"].close()
+        await self.clients["keepalive"].close()
         await self.clients["httpx"].close()
         self.clients["sync"].close()
         await self._http.aclose()

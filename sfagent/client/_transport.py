@@ -30,8 +30,13 @@ _MAX_HEAD = 64 * 1024
 """Bytes of status line and headers accepted (httpcore and aiohttp use similar caps)."""
 _MAX_CHUNK_LINE = 4096
 """Bytes of a chunk's size line accepted (with any extension)."""
-_READ_HIGH_WATER = 4 * 1024 * 1024
-"""Buffered unread bytes at which the socket stops being read until the caller catches up."""
+_READ_HIGH_WATER = 256 * 1024
+"""Buffered unread bytes at which the socket stops being read until the caller catches up (kept
+small: it is held per connection, and a fast server would otherwise fill it before a size cap
+is seen)."""
+_PIECE = 64 * 1024
+"""Most body bytes handed on per read: a reader decodes a whole piece at once, so this bounds
+what one read can turn into."""
 _NO_BODY_STATUS = frozenset({204, 304})
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 """Hex digits only: ``int(text, 16)`` would also take ``0x``, ``+``, ``_`` and spaces."""
@@ -299,7 +304,7 @@ class _Body(httpx.AsyncByteStream):
         elif head.length is not None:
             left = head.length
             while left:
-                piece = await conn.read_some(min(left, 256 * 1024), timeout)
+                piece = await conn.read_some(min(left, _PIECE), timeout)
                 if not piece:
                     raise httpx.RemoteProtocolError(
                         "the server closed the connection before the response body was complete"
@@ -307,7 +312,7 @@ class _Body(httpx.AsyncByteStream):
                 left -= len(piece)
                 yield piece
         else:  # framed by the end of the connection
-            while piece := await conn.read_some(256 * 1024, timeout):
+            while piece := await conn.read_some(_PIECE, timeout):
                 yield piece
 
     def _release(self, *, reuse: bool) -> None:
@@ -336,7 +341,7 @@ async def _chunks(conn: _Connection, timeout: float | None) -> AsyncIterator[byt
             return
         left = size
         while left:
-            piece = await conn.read_some(min(left, 256 * 1024), timeout)
+            piece = await conn.read_some(min(left, _PIECE), timeout)
             if not piece:
                 raise httpx.RemoteProtocolError("the server closed the connection mid-chunk")
             left -= len(piece)

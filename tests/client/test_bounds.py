@@ -1,7 +1,7 @@
 """Every call bounded: a total timeout that holds, size caps enforced while decoding, and typed
 errors for hostile structure, against a raw-socket server that misbehaves on purpose.
 
-Each call runs on three drivers (the sync client, and the async client over aiohttp and over
+Each call runs on three drivers (the sync client, and the async client over its own keep-alive transport and over
 httpx's own transport) and must end in time (`TOTAL` + `SLACK`), in bounded memory (a small
 multiple of the cap, measured with tracemalloc), with an error from the documented tree.
 """
@@ -55,7 +55,7 @@ SLACK = 0.4  # the bound is ~0.25 s tight; a loaded 2-core machine gets a little
 MIB = 1 << 20
 CAP = MIB
 MEMORY = 8 * CAP  # peak traced memory allowed for a call capped at CAP
-DRIVERS = ["sync", "async-aiohttp", "async-httpx"]
+DRIVERS = ["sync", "async-default", "async-httpx"]
 SSE = {"Content-Type": "text/event-stream"}
 
 
