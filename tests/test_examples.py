@@ -144,6 +144,14 @@ def check_many_runs() -> None:
     assert re.search(r"^40 requests, 20 tool calls, \d+ tokens$", out, re.MULTILINE)
 
 
+def check_batch_weather() -> None:
+    out = ok(run_example("batch_weather"), DEMO)
+    rows = [json.loads(line) for line in (DATA / "weather_tasks.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert re.search(rf"^{row['id']} \[done\] .*{re.escape(row['city'])}", out, re.MULTILINE)
+    assert re.search(r"^20 done, 0 failed, 0 from the journal; \d+ tokens, no price$", out, re.M)
+
+
 OFFLINE_CHECKS: dict[str, Callable[..., None]] = {
     "weather": check_weather,
     "custom_tools": check_custom_tools,
@@ -152,6 +160,7 @@ OFFLINE_CHECKS: dict[str, Callable[..., None]] = {
     "streaming": check_streaming,
     "vision": check_vision,
     "many_runs": check_many_runs,
+    "batch_weather": check_batch_weather,
 }
 
 
@@ -303,6 +312,36 @@ def test_many_runs_online(serve: Callable[..., LoopbackServer]) -> None:
     assert len(server.requests) == 40
     assert {r.json["model"] for r in server.requests} == {"Qwen/Qwen3-8B"}
     assert all(r.json["enable_thinking"] is False for r in server.requests)
+
+
+def test_batch_weather_online_resumes_without_asking_again(
+    serve: Callable[..., LoopbackServer], tmp_path: Path
+) -> None:
+    asked = re.compile(r"What's the weather in (.+), in (celsius|fahrenheit)\?")
+
+    def reply(request: RecordedRequest) -> Reply:
+        messages = request.json["messages"]
+        if last_role(request) == "user":
+            match = asked.fullmatch(messages[-1]["content"])
+            assert match, messages[-1]
+            arguments = {"city": match[1], "unit": match[2]}
+            return Reply(tool_calls=[ScriptedToolCall("get_weather", arguments)])
+        found = json.loads(messages[-1]["content"])
+        return Reply(text=f"{found['city']}: {found['temperature']} {found['unit']}.")
+
+    server = serve(reply)
+    journal = str(tmp_path / "weather.journal")
+    first = online("batch_weather", server, journal)
+    assert "city-08 [done] Xi'an: " in first
+    assert re.search(r"^city-10 \[done\] Harbin: \d+ fahrenheit\.$", first, re.MULTILINE)
+    assert re.search(r"^20 done, 0 failed, 0 from the journal; \d+ tokens, ", first, re.M)
+    assert len(server.requests) == 40
+    assert {r.json["model"] for r in server.requests} == {"Qwen/Qwen3-8B"}
+
+    again = online("batch_weather", server, journal)
+    assert len(server.requests) == 40  # every answer came from the journal
+    assert "20 done, 0 failed, 20 from the journal; 0 tokens" in again
+    assert sorted(again.splitlines()[:-1]) == sorted(first.splitlines()[:-1])
 
 
 # --- docs/examples.md ----------------------------------------------------------------------

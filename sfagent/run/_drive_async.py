@@ -77,20 +77,30 @@ async def _model_stream_async(model: Model, action: ModelCall, box: _Box) -> Asy
 async def _model_step(steps: Steps, model: Model, action: ModelCall) -> Any:
     from sfagent.run._steps import completion_from, completion_value
 
+    live: list[Any] = []
+
     async def perform() -> dict[str, Any]:
         response = await model.complete_async(action.request, timeout=action.timeout)
+        live.append(response)
         return completion_value(response)
 
-    return completion_from(await steps.step(model_step_key(action.turn), perform))
+    value = await steps.step(model_step_key(action.turn), perform)
+    # Performed now: the response in hand is what was recorded; decoding it back would only
+    # repeat the validation it passed.
+    return live[0] if live else completion_from(value)
 
 
 async def _call_step(steps: Steps, turn: int, item: PreparedCall, run: Any) -> CallOutcome:
     from sfagent.run._steps import outcome_from, outcome_value
 
-    async def perform() -> dict[str, Any]:
-        return outcome_value(item, await run())
+    live: list[CallOutcome] = []
 
-    return outcome_from(await steps.step(call_step_key(turn, item.call.id), perform))
+    async def perform() -> dict[str, Any]:
+        live.append(await run())
+        return outcome_value(item, live[0])
+
+    value = await steps.step(call_step_key(turn, item.call.id), perform)
+    return live[0] if live else outcome_from(value)
 
 
 async def _run_calls_async(
