@@ -20,12 +20,16 @@ class JournalSteps:
     Args:
         journal: The batch's journal.
         task_id: The task whose run this is.
+        recorded: The task's recorded steps when the caller knows them (``{}`` for a task the
+            journal has never seen); ``None`` reads them from the journal.
     """
 
-    def __init__(self, journal: Journal, task_id: str) -> None:
+    def __init__(
+        self, journal: Journal, task_id: str, recorded: dict[str, Any] | None = None
+    ) -> None:
         self.journal = journal
         self.task_id = task_id
-        self.recorded = journal.steps(task_id)
+        self.recorded = journal.steps(task_id) if recorded is None else recorded
         self.replayed = 0
 
     async def step(

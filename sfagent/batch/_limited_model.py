@@ -6,7 +6,9 @@ takes its turn again, up to `MAX_RATE_LIMITED` times. The client underneath must
 itself (`BatchRunner` gives HTTP models a policy without them), or its retries would be sent
 behind the limiter's back and count against the account's RPM.
 
-It also keeps the per-second tally of requests sent and tokens used that the report draws.
+It also keeps the per-second tally of requests sent and tokens used that the report draws. A
+batch without limits still wants that tally, so the limiter is optional: without one, requests
+go straight to the model and are only counted (a 429 is then the client's to retry).
 """
 
 from __future__ import annotations
@@ -52,15 +54,16 @@ class Timeline:
 
 
 class LimitedModel:
-    """Wraps a `Model`: whole requests only, each admitted by `limiter` first.
+    """Wraps a `Model`: whole requests only, each admitted by `limiter` first (if any).
 
     Args:
         model: The model that answers.
-        limiter: Shared by every run against the same endpoint and model.
+        limiter: Shared by every run against the same endpoint and model; ``None`` sends each
+            request at once (tallied all the same).
         timeline: Where requests and tokens are tallied per second.
     """
 
-    def __init__(self, model: Model, limiter: RateLimiter, timeline: Timeline) -> None:
+    def __init__(self, model: Model, limiter: RateLimiter | None, timeline: Timeline) -> None:
         self.model = model
         self.limiter = limiter
         self.timeline = timeline
@@ -72,7 +75,13 @@ class LimitedModel:
     async def complete_async(
         self, request: ChatRequest, *, timeout: float | None = None
     ) -> ChatCompletion:
-        """Answer `request` once the limiter admits it; wait again after each 429."""
+        """Answer `request` once the limiter admits it; wait again after each 429.
+
+        Raises:
+            EstimateTooLargeError: The request's estimate is above TPM or TPD: it is not sent.
+        """
+        if self.limiter is None:
+            return await self._unlimited(request, timeout)
         estimate = estimate_tokens(request.to_body())
         for refusals in range(MAX_RATE_LIMITED + 1):
             async with self.limiter.request(estimate) as slot:
@@ -89,6 +98,14 @@ class LimitedModel:
                 self.timeline.add(0, used or estimate)
                 return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _unlimited(self, request: ChatRequest, timeout: float | None) -> ChatCompletion:
+        self.timeline.add(1, 0)
+        response = await self.model.complete_async(request, timeout=timeout)
+        used = response.usage.total_tokens if response.usage is not None else 0
+        # Estimated only for an answer without usage: most requests never pay for the estimate.
+        self.timeline.add(0, used or estimate_tokens(request.to_body()))
+        return response
 
     def complete(self, request: ChatRequest, *, timeout: float | None = None) -> ChatCompletion:
         """Not used by the batch runner, which is asynchronous."""

@@ -59,6 +59,7 @@ __all__ = [
     "Reservation",
     "Slot",
     "SlotRequest",
+    "check_completion_allowance",
     "estimate_tokens",
     "forget_shared_limiters",
     "shared_limiter",
@@ -155,20 +156,28 @@ _MEDIA_PARTS = frozenset({"image_url", "video_url", "audio_url", "input_audio"})
 
 
 class EstimateTooLargeError(ConfigurationError):
-    """A request's token estimate is above a token limit, so it could never be sent.
+    """A token estimate is above a token limit, so what it estimates could never be sent.
+
+    Raised for one request when the limiter is asked to admit it (that request, and only it,
+    fails), and by `check_completion_allowance` for limits that no request with the given
+    settings could fit under (a batch is refused before it starts).
 
     Lower ``max_tokens`` or shorten the prompt, or raise the limit if the account allows it.
 
     Attributes:
-        estimate: The request's estimated tokens.
+        estimate: The estimated tokens.
         limit: The limit it exceeds.
         limit_name: ``"TPM"`` or ``"TPD"``.
     """
 
-    def __init__(self, estimate: int, *, limit: int, limit_name: str) -> None:
+    def __init__(
+        self, estimate: int, *, limit: int, limit_name: str, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"a request estimated at {estimate} tokens can never fit under {limit_name} "
-            f"{limit}; lower max_tokens or shorten the prompt"
+            message
+            or f"a request needs ~{estimate} tokens (its prompt plus max_tokens) but "
+            f"{limit_name} is {limit}: it can never be sent; raise the {limit_name} limit, "
+            "lower max_tokens or shorten the prompt"
         )
         self.estimate = estimate
         self.limit = limit
@@ -956,6 +965,55 @@ def estimate_tokens(body: Mapping[str, object]) -> int:
     if isinstance(tools, (list, tuple)) and tools:
         prompt += TOOLS_OVERHEAD + _tokens_in(tools, keys=True)
     return prompt + _completion_tokens(body)
+
+
+def check_completion_allowance(settings: Mapping[str, object], limits: RateLimits) -> None:
+    """Refuse token limits that no request with these settings could ever fit under.
+
+    `estimate_tokens` counts every request's completion at ``max_tokens`` (the server's
+    default when unset) times ``n``, plus the thinking budget, whatever its prompt. When that
+    alone is above TPM (or TPD), each request would be refused in turn: better to say so once,
+    before anything runs.
+
+    Args:
+        settings: The settings every request carries (``ModelSettings.to_body()``).
+        limits: The limits the requests will be admitted under.
+
+    Raises:
+        EstimateTooLargeError: The allowance is above TPM or TPD.
+    """
+    allowance = _completion_tokens(settings)
+    for name, limit in (("TPM", limits.tpm), ("TPD", limits.tpd)):
+        if limit is not None and allowance > limit:
+            raise EstimateTooLargeError(
+                allowance,
+                limit=limit,
+                limit_name=name,
+                message=f"every request is estimated at ~{allowance} tokens or more "
+                f"({_allowance_parts(settings)}) but {name} is {limit}: no request could ever "
+                f"be sent; raise the {name} limit or lower max_tokens",
+            )
+
+
+def _allowance_parts(body: Mapping[str, object]) -> str:
+    """What `_completion_tokens` added up, in words, for an error message."""
+    cap = _whole(body.get("max_tokens"))
+    if cap is None:
+        cap = _whole(body.get("max_completion_tokens"))
+    parts = [
+        f"max_tokens {cap}"
+        if cap is not None
+        else f"max_tokens unset, so the server's default of {DEFAULT_MAX_TOKENS}"
+    ]
+    choices = _whole(body.get("n"))
+    if choices is not None and choices > 1:
+        parts.append(f"times n={choices}")
+    budget = _whole(body.get("thinking_budget"))
+    if budget is None and body.get("enable_thinking") is True:
+        parts.append(f"plus the default thinking budget of {DEFAULT_THINKING_BUDGET}")
+    elif budget:
+        parts.append(f"plus thinking_budget {budget}")
+    return " ".join(parts)
 
 
 def _completion_tokens(body: Mapping[str, object]) -> int:

@@ -376,6 +376,11 @@ class TaskSource:
     def __repr__(self) -> str:
         return f"TaskSource({self.source or 'items'!r})"
 
+    @property
+    def template(self) -> PromptTemplate | None:
+        """The template that fills each prompt (``None``: rows give their own)."""
+        return self._options.template
+
     def __iter__(self) -> Iterator[Task]:
         if self._once and self._used:
             raise TaskError("these tasks came from an iterator, which reads once; pass a list")

@@ -6,7 +6,13 @@ task's id as ``run_id`` and, when there is a journal, a `JournalSteps` that reco
 answer and tool result before the run acts on it: a batch started again with ``resume=True``
 skips finished tasks and replays the recorded steps of interrupted ones. Requests go through a
 `LimitedModel` holding the runner's `RateLimiter`, so the minute (and day) limits bind across
-every run; HTTP models are given a retry policy without 429s, which the limiter handles.
+every run; HTTP models are given a retry policy without 429s, which the limiter handles. Without
+limits there is no limiter (nothing to wait for), but requests still go through a `LimitedModel`,
+which tallies them on the runner's `Timeline` for the report.
+
+Nothing is written to the journal before the first task has been read: a batch whose first row
+cannot become a task (a template field it lacks) fails as if it had never started, so the
+corrected command is a first start, not a second one that would be refused.
 
 Every task ends as one result record (see `BatchRunner.run`); a resumed batch yields the
 records of tasks finished before first, so the records of one batch are each task's exactly
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -30,7 +37,7 @@ from sfagent.agent import Agent
 from sfagent.batch._journal import JobInfo, Journal, SQLiteJournal
 from sfagent.batch._journal_steps import JournalSteps
 from sfagent.batch._limited_model import LimitedModel, Timeline
-from sfagent.batch._limiter import RateLimiter, RateLimits
+from sfagent.batch._limiter import RateLimiter, RateLimits, check_completion_allowance
 from sfagent.batch._tasks import Task, TaskSource, load_tasks
 from sfagent.batch.pricing import SILICONFLOW_PRICES, Budget, PriceTable
 from sfagent.exceptions import AgentRunError, UserError
@@ -89,6 +96,9 @@ class BatchRunner:
 
     Raises:
         UserError: A setting that cannot work (``concurrency < 1``).
+        EstimateTooLargeError: A TPM or TPD limit below the completion tokens every request
+            is estimated at (the agent's ``max_tokens``, or the server's default of 512),
+            so that no request could ever be sent.
     """
 
     def __init__(
@@ -115,6 +125,8 @@ class BatchRunner:
         self.timeline = Timeline()
         self.limits = limits
         self.limiter = limiter or (RateLimiter(limits) if limits is not None else None)
+        if self.limiter is not None:
+            check_completion_allowance(_settings_body(agent), self.limiter.limits)
         self._agent = _batch_agent(agent, self.limiter, self.timeline)
         self._journal_arg = journal
         self._job_id = job_id
@@ -152,10 +164,24 @@ class BatchRunner:
 
         Raises:
             ConfigMismatchError: The journal holds another batch (or ``resume`` is false).
+            TaskError: A row that cannot become a task (raised when it is reached; for the
+                first row, before the journal records anything).
         """
         source = tasks if isinstance(tasks, TaskSource) else _as_tasks(tasks)
-        template = getattr(getattr(source, "template", None), "text", None)
-        journal = self._open_journal(template, resume=resume, force=force)
+        template = (
+            source.template.text if isinstance(source, TaskSource) and source.template else None
+        )
+        rest = iter(source)
+        # Read before the journal opens the job: a bad first row then leaves no job behind to
+        # refuse the corrected command as a second start of this batch.
+        first = next(rest, None)
+        opened = open_journal(
+            self._journal_arg, self._job_id, self.fingerprint(template), resume=resume, force=force
+        )
+        journal = opened[0] if opened is not None else None
+        # A job just created holds no task: nothing to look up before each one starts.
+        fresh = opened is None or not opened[1].resumed
+        pending = rest if first is None else itertools.chain((first,), rest)
         started, counts = time.monotonic(), _Counts()
         try:
             if journal is not None:
@@ -163,7 +189,7 @@ class BatchRunner:
                     counts.resumed += 1
                     counts.count(earlier.result)
                     yield earlier.result
-            async for record in self._run_all(iter(source), journal, counts):
+            async for record in self._run_all(pending, journal, counts, fresh=fresh):
                 yield record
         finally:
             if journal is not None and self._journal_arg is not journal:
@@ -182,20 +208,14 @@ class BatchRunner:
 
     # --- one start ---------------------------------------------------------------------------
 
-    def _open_journal(self, template: str | None, *, resume: bool, force: bool) -> Journal | None:
-        opened = open_journal(
-            self._journal_arg, self._job_id, self.fingerprint(template), resume=resume, force=force
-        )
-        return opened[0] if opened is not None else None
-
     async def _run_all(
-        self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts
+        self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts, *, fresh: bool
     ) -> AsyncIterator[TaskRecord]:
         finished: asyncio.Queue[TaskRecord | None] = asyncio.Queue(maxsize=self.concurrency)
 
         async def worker() -> None:
-            while (task := self._next(tasks, journal, counts)) is not None:
-                await finished.put(await self._run_task(task, journal, counts))
+            while (task := self._next(tasks, None if fresh else journal, counts)) is not None:
+                await finished.put(await self._run_task(task, journal, counts, fresh=fresh))
 
         async def all_workers() -> None:
             try:
@@ -215,6 +235,7 @@ class BatchRunner:
                     await runner
 
     def _next(self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts) -> Task | None:
+        """The next task to start; `journal` (when resuming) tells which ones are finished."""
         for task in tasks:
             if journal is not None and journal.status(task.id) in ("done", "failed"):
                 continue  # its record came first
@@ -224,9 +245,13 @@ class BatchRunner:
             return task
         return None
 
-    async def _run_task(self, task: Task, journal: Journal | None, counts: _Counts) -> TaskRecord:
+    async def _run_task(
+        self, task: Task, journal: Journal | None, counts: _Counts, *, fresh: bool
+    ) -> TaskRecord:
         attempt = await journal.astart_task(task.id) if journal is not None else 1
-        steps = JournalSteps(journal, task.id) if journal is not None else None
+        steps = None
+        if journal is not None:
+            steps = JournalSteps(journal, task.id, recorded={} if fresh else None)
         started, clock = time.time(), time.monotonic()
         error: BaseException | None = None
         result: RunResult[Any] | None
@@ -338,19 +363,24 @@ def _currency(prices: PriceTable | None, model: str) -> str:
 
 
 def _batch_agent(agent: Agent[Any, Any], limiter: RateLimiter | None, timeline: Timeline) -> Any:
-    """The agent the batch runs: 429s left to the limiter, every request through it."""
+    """The agent the batch runs: every request tallied on `timeline` and, when there is a
+    limiter, admitted by it (429s then left to the limiter, not the HTTP client)."""
     model = agent.model
     from sfagent.client.http_model import HTTPModel
 
-    if isinstance(model, HTTPModel):
+    if limiter is not None and isinstance(model, HTTPModel):
         from sfagent.client.retry import RETRYABLE_STATUSES, RetryPolicy
 
         model = model.with_retry(RetryPolicy(retry_statuses=RETRYABLE_STATUSES - {429}))
-    if limiter is not None:
-        limited = LimitedModel(model, limiter, timeline)
-        limited.model_name = agent.model_name  # the id requests name, not the wrapper's
-        model = limited
-    return agent if model is agent.model else agent.replace(model=model)
+    limited = LimitedModel(model, limiter, timeline)
+    limited.model_name = agent.model_name  # the id requests name, not the wrapper's
+    return agent.replace(model=limited)
+
+
+def _settings_body(agent: Agent[Any, Any]) -> dict[str, Any]:
+    """The settings fields every request of the agent's runs carries."""
+    settings = agent._config.settings
+    return settings.to_body() if settings is not None else {}
 
 
 def _as_tasks(tasks: Iterable[Any]) -> TaskSource | Iterable[Task]:

@@ -57,7 +57,7 @@ def journal_path(options: BatchOptions) -> Path:
 
 def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str]) -> int:
     """Run the batch; 0 when every task finished with an answer, 1 otherwise."""
-    from sfagent.batch import RateLimits, load_tasks
+    from sfagent.batch import EstimateTooLargeError, RateLimits, load_tasks
     from sfagent.batch.runner import BatchRunner
 
     tasks = load_tasks(options.tasks, template=options.template)
@@ -66,14 +66,18 @@ def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str
     limits = None
     if any(v is not None for v in (options.rpm, options.tpm, options.rpd, options.tpd)):
         limits = RateLimits(rpm=options.rpm, tpm=options.tpm, rpd=options.rpd, tpd=options.tpd)
-    runner = BatchRunner(
-        agent,
-        limits=limits,
-        concurrency=options.concurrency,
-        journal=journal_path(options),
-        budget=options.budget,
-        transcripts=options.transcripts,
-    )
+    try:
+        runner = BatchRunner(
+            agent,
+            limits=limits,
+            concurrency=options.concurrency,
+            journal=journal_path(options),
+            budget=options.budget,
+            transcripts=options.transcripts,
+        )
+    except EstimateTooLargeError as exc:
+        flag = f"--{exc.limit_name.lower()}"
+        raise CLIError(f"{flag} {exc.limit} is too low: {exc}") from None
     progress = _Progress.start(runner, tasks, err) if options.progress else None
     started = time.time()
     try:

@@ -21,16 +21,25 @@ from sfagent.settings import ChatRequest
 
 __all__ = ["DemoModel"]
 
-_QUOTED = re.compile(r"[\"“']([^\"”']{1,60})[\"”']")
-_NAME = re.compile(r"\b[A-Z][a-zA-Z-]+(?:\s[A-Z][a-zA-Z-]+)*\b")
+# An apostrophe with a letter on both sides is part of a word ("What's", "Xi'an"), not a
+# quote: single quotes open only where no word precedes them and close where none follows.
+_QUOTED = re.compile(
+    r"[\"“]([^\"”]{1,60})[\"”]"
+    r"|(?<!\w)'((?:[^']|(?<=[^\W\d_])'(?=[^\W\d_])){1,60})'(?!\w)"
+)
+# A word may hold apostrophes between letters: "Xi'an" is one name, not "Xi".
+_NAME_WORD = r"[A-Z](?:[a-zA-Z-]|['’](?=[a-zA-Z]))+"
+_NAME = re.compile(rf"\b{_NAME_WORD}(?:\s{_NAME_WORD})*")
+_CONTRACTION = re.compile(r"['’](?:s|m|re|ve|ll|d)$")
+_POSSESSIVE = re.compile(r"['’]s$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORD = re.compile(r"[A-Za-z]+")
 # Capitalised words that are not names: they start questions and requests.
 _SKIP_WORDS = (
     "A An And Also Answer Are Book But Calculate Can Check Compare Convert Could Create Did "
-    "Do Does Explain Find For Get Give Hello Help Hi How I If In Is It List Look Make Now Of "
-    "On Or Plan Please Search Send Should Show Summarize Tell Thanks The Then Translate What "
-    "What's Whats When Where Which Who Why Will Would Write"
+    "Do Does Explain Find For Get Give He Hello Help Here Hi How I If In Is It Let List Look "
+    "Make Now Of On Or Plan Please Search Send She Should Show Summarize Tell Thanks That The "
+    "Then There They Translate We What Whats When Where Which Who Why Will Would Write You"
 )
 _SKIP = frozenset(_SKIP_WORDS.split())
 _MAX_CALLS = 4
@@ -107,7 +116,7 @@ def _calls_for(function: Mapping[str, Any], prompt: str) -> list[ScriptedToolCal
     properties: Mapping[str, Any] = schema.get("properties", {})
     required = list(schema.get("required", []))
     names = _names(prompt, _vocabulary(function))
-    quoted = _QUOTED.findall(prompt)
+    quoted = [m.group(1) or m.group(2) for m in _QUOTED.finditer(prompt)]
     strings = quoted or names
     text_params = [p for p in required if properties.get(p, {}).get("type") == "string"]
     # One call per name in the prompt when the tool takes a single text argument (e.g. two
@@ -130,11 +139,18 @@ def _names(prompt: str, vocabulary: frozenset[str] = frozenset()) -> list[str]:
     names = []
     for match in _NAME.findall(prompt):
         words = match.split()
-        while words and (words[0] in _SKIP or words[0].lower() in vocabulary):
+        while words and _not_a_name(words[0], vocabulary):
             words.pop(0)  # "Is Wuhan" -> "Wuhan"
         if words:
+            words[-1] = _POSSESSIVE.sub("", words[-1])  # "Paris's weather" -> "Paris"
             names.append(" ".join(words))
     return names
+
+
+def _not_a_name(word: str, vocabulary: frozenset[str]) -> bool:
+    # "I'm" and "It's" start sentences as "I" and "It" do; "Xi'an" is no contraction.
+    bare = _CONTRACTION.sub("", word)
+    return bare in _SKIP or word in _SKIP or bare.lower() in vocabulary
 
 
 def _vocabulary(function: Mapping[str, Any]) -> frozenset[str]:

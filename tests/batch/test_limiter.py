@@ -37,6 +37,7 @@ from sfagent.batch._limiter import (
     RateLimiter,
     RateLimits,
     Reservation,
+    check_completion_allowance,
     estimate_tokens,
     forget_shared_limiters,
     shared_limiter,
@@ -168,10 +169,49 @@ def test_an_estimate_above_tpm_is_refused_at_once() -> None:
         1000,
         "TPM",
     )
-    assert "max_tokens" in str(caught.value)
+    assert str(caught.value) == (
+        "a request needs ~1001 tokens (its prompt plus max_tokens) but TPM is 1000: it can "
+        "never be sent; raise the TPM limit, lower max_tokens or shorten the prompt"
+    )
     daily = core(clock, tpd=500)
-    with pytest.raises(EstimateTooLargeError, match="TPD 500"):
+    with pytest.raises(EstimateTooLargeError, match=r"needs ~501 tokens .* but TPD is 500"):
         daily.delay(501)
+
+
+@pytest.mark.parametrize(
+    ("settings", "allowance", "words"),
+    [
+        ({}, DEFAULT_MAX_TOKENS, "(max_tokens unset, so the server's default of 512)"),
+        ({"max_tokens": 2000}, 2000, "(max_tokens 2000)"),
+        ({"max_completion_tokens": 1500}, 1500, "(max_tokens 1500)"),
+        ({"max_tokens": 400, "n": 3}, 1200, "(max_tokens 400 times n=3)"),
+        (
+            {"max_tokens": 100, "enable_thinking": True},
+            100 + DEFAULT_THINKING_BUDGET,
+            "(max_tokens 100 plus the default thinking budget of 4096)",
+        ),
+        (
+            {"max_tokens": 100, "thinking_budget": 900},
+            1000,
+            "(max_tokens 100 plus thinking_budget 900)",
+        ),
+    ],
+)
+def test_limits_below_every_requests_completion_are_refused_up_front(
+    settings: dict[str, Any], allowance: int, words: str
+) -> None:
+    check_completion_allowance(settings, RateLimits(tpm=allowance))  # just fits
+    check_completion_allowance(settings, RateLimits(rpm=1))  # no token limits
+    with pytest.raises(EstimateTooLargeError) as caught:
+        check_completion_allowance(settings, RateLimits(tpm=allowance - 1))
+    error = caught.value
+    assert (error.estimate, error.limit, error.limit_name) == (allowance, allowance - 1, "TPM")
+    assert str(error) == (
+        f"every request is estimated at ~{allowance} tokens or more {words} but TPM is "
+        f"{allowance - 1}: no request could ever be sent; raise the TPM limit or lower max_tokens"
+    )
+    with pytest.raises(EstimateTooLargeError, match=f"but TPD is {allowance - 1}:"):
+        check_completion_allowance(settings, RateLimits(tpm=10**9, tpd=allowance - 1))
 
 
 @pytest.mark.parametrize("estimate", [-1, 1.5, True, "3"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -12,11 +13,21 @@ from typing import Any
 import pytest
 
 from sfagent import Agent, RunContext, tool
-from sfagent.batch import Price, PriceTable, RateLimits, load_tasks
+from sfagent.batch import (
+    ConfigMismatchError,
+    EstimateTooLargeError,
+    Price,
+    PriceTable,
+    RateLimiter,
+    RateLimits,
+    TemplateFieldError,
+    estimate_tokens,
+    load_tasks,
+)
 from sfagent.batch.runner import BatchRunner
 from sfagent.exceptions import RateLimitError, UserError
 from sfagent.offline import OfflineModel, Reply, ScriptedToolCall
-from sfagent.settings import ChatRequest
+from sfagent.settings import ChatRequest, ModelSettings
 
 MODEL = "test/model"
 PRICES = PriceTable({MODEL: Price(1, 2)})  # CNY per million input / output tokens
@@ -237,3 +248,127 @@ def test_run_sync_blocks_and_yields_records() -> None:
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(UserError, match="concurrency"):
         BatchRunner(Agent(Weather()), concurrency=0)
+
+
+# --- the timeline without limits -------------------------------------------------------------
+
+
+def test_without_limits_there_is_no_limiter_but_the_timeline_counts_every_request() -> None:
+    runner = BatchRunner(Agent(Weather(rounds=1), tools=[lookup]), concurrency=3)
+    records = collect(runner, cities(4))
+    assert runner.limiter is None
+    buckets = runner.timeline.buckets()
+    assert sum(b["requests"] for b in buckets) == 8 == sum(r["usage"]["requests"] for r in records)
+    assert sum(b["tokens"] for b in buckets) == sum(r["usage"]["total_tokens"] for r in records)
+
+
+class NoUsage(Weather):
+    """Weather whose answers say nothing of the tokens they used."""
+
+    async def complete_async(self, request: ChatRequest, *, timeout: float | None = None) -> Any:
+        response = await super().complete_async(request, timeout=timeout)
+        return response.model_copy(update={"usage": None})
+
+
+def test_an_answer_without_usage_is_tallied_at_its_estimate() -> None:
+    runner = BatchRunner(Agent(NoUsage(rounds=0)))
+    (record,) = collect(runner, ["Oslo"])
+    assert record["status"] == "done"
+    (bucket,) = runner.timeline.buckets()
+    body = ChatRequest([{"role": "user", "content": "Oslo"}], model=MODEL).to_body()
+    assert (bucket["requests"], bucket["tokens"]) == (1, estimate_tokens(body))
+
+
+def test_an_http_model_keeps_its_429_retries_unless_a_limiter_takes_them() -> None:
+    from sfagent.client.http_model import HTTPModel
+    from sfagent.client.retry import RETRYABLE_STATUSES
+
+    def retries_429(runner: BatchRunner) -> bool:
+        model = runner._agent.model.model  # inside the LimitedModel
+        assert isinstance(model, HTTPModel)
+        policy = model._options.get("retry")
+        return 429 in (RETRYABLE_STATUSES if policy is None else policy.retry_statuses)
+
+    agent = Agent(MODEL, api_key="sk-runner-test-0123456789")
+    assert retries_429(BatchRunner(agent))  # nothing else would retry a 429
+    assert not retries_429(BatchRunner(agent, limits=RateLimits(rpm=100)))
+    assert BatchRunner(agent)._agent.model_name == MODEL
+
+
+# --- a batch that fails before its first task ------------------------------------------------
+
+
+def test_a_bad_first_row_leaves_no_journal_behind(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    rows = [{"id": "a", "city": "Paris"}, {"id": "b", "city": "Oslo"}]
+    runner = BatchRunner(Agent(Weather(rounds=0)), journal=journal)
+    with pytest.raises(TemplateFieldError, match="'town'"):
+        collect(runner, load_tasks(rows, template="Weather in {town}"))
+    assert runner.summary is None  # it never started
+    assert not journal.exists()
+    records = collect(runner, load_tasks(rows, template="{city}"))  # the fix: a first start
+    assert sorted(r["output"] for r in records) == ["sunny in Oslo", "sunny in Paris"]
+
+
+def test_a_bad_later_row_after_tasks_started_keeps_the_journal_to_resume(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    rows: list[dict[str, Any]] = [{"id": "a", "city": "Paris"}, {"id": "b"}]
+    runner = BatchRunner(Agent(Weather(rounds=0)), journal=journal, concurrency=1)
+    with pytest.raises(TemplateFieldError, match="'city'"):
+        collect(runner, load_tasks(rows, template="{city}"))
+    with pytest.raises(ConfigMismatchError, match="already holds job"):
+        collect(runner, load_tasks(rows, template="{city}"))
+    rows[1]["city"] = "Oslo"
+    records = collect(runner, load_tasks(rows, template="{city}"), resume=True)
+    assert sorted(r["id"] for r in records) == ["a", "b"]
+
+
+def test_resuming_with_another_template_is_refused_unless_forced(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    rows = [{"id": "a", "city": "Paris"}]
+    runner = BatchRunner(Agent(Weather(rounds=0)), journal=journal)
+    collect(runner, load_tasks(rows, template="{city}"))
+    with pytest.raises(ConfigMismatchError, match="template"):
+        collect(runner, load_tasks(rows, template="City: {city}"), resume=True)
+    (record,) = collect(runner, load_tasks(rows, template="City: {city}"), resume=True, force=True)
+    assert record["output"] == "sunny in Paris"  # finished before: its record, not a new run
+
+
+# --- token limits a request cannot fit under -------------------------------------------------
+
+
+def test_limits_no_request_could_fit_under_are_refused_when_the_runner_is_made() -> None:
+    agent = Agent(Weather(), settings=ModelSettings(max_tokens=4096))
+    with pytest.raises(EstimateTooLargeError, match="~4096 tokens or more") as caught:
+        BatchRunner(agent, limits=RateLimits(tpm=4000))
+    assert (caught.value.estimate, caught.value.limit, caught.value.limit_name) == (
+        4096,
+        4000,
+        "TPM",
+    )
+    shared = RateLimiter(RateLimits(tpd=1000))
+    with pytest.raises(EstimateTooLargeError, match="but TPD is 1000"):
+        BatchRunner(agent, limiter=shared)
+    with pytest.raises(EstimateTooLargeError, match="server's default of 512"):
+        BatchRunner(Agent(Weather()), limits=RateLimits(tpm=500))
+    BatchRunner(agent, limits=RateLimits(tpm=4096))  # the prompt may still fit
+
+
+def test_a_request_above_tpm_fails_its_task_only_without_being_sent() -> None:
+    model = Weather(rounds=0)
+    agent = Agent(model, settings=ModelSettings(max_tokens=100))
+    runner = BatchRunner(agent, limits=RateLimits(tpm=300), concurrency=2)
+    long = "x" * 900  # ~300 tokens of prompt, plus the 100 of max_tokens
+    records = {r["id"]: r for r in collect(runner, [{"id": "long", "prompt": long}, "Lima"])}
+    failed = records["long"]
+    assert failed["status"] == "failed"
+    assert failed["error_type"] == "EstimateTooLargeError"
+    assert re.fullmatch(
+        r"a request needs ~\d+ tokens \(its prompt plus max_tokens\) but TPM is 300: it can "
+        r"never be sent; raise the TPM limit, lower max_tokens or shorten the prompt",
+        failed["error_message"],
+    )
+    assert failed["usage"]["requests"] == 0
+    (other,) = [r for task_id, r in records.items() if task_id != "long"]
+    assert other["status"] == "done"
+    assert model.seen[(long, 0)] == 0  # never sent

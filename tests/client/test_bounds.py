@@ -1,9 +1,9 @@
 """Every call bounded: a total timeout that holds, size caps enforced while decoding, and typed
 errors for hostile structure, against a raw-socket server that misbehaves on purpose.
 
-Each call runs on three drivers (the sync client, and the async client over its own keep-alive transport and over
-httpx's own transport) and must end in time (`TOTAL` + `SLACK`), in bounded memory (a small
-multiple of the cap, measured with tracemalloc), with an error from the documented tree.
+Each call runs on three drivers (the sync client, and the async client over its own keep-alive
+transport and over httpx's) and must end in time (`TOTAL` + `SLACK`), in bounded memory (a
+small multiple of the cap, measured with tracemalloc), with an error from the documented tree.
 """
 
 from __future__ import annotations

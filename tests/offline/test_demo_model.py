@@ -70,3 +70,20 @@ def test_structured_output_offline(mode: str) -> None:
     agent = Agent(DemoModel(), tools=[get_weather], output_type=Trip, output_mode=mode)  # type: ignore[arg-type]
     trip = agent.run_sync("Plan 3 days in Hangzhou").output
     assert trip == Trip(city="Hangzhou", days=3)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "cities"),
+    [
+        ("What's the weather in Xi'an?", ["Xi'an"]),
+        ("What’s the weather in Xi’an?", ["Xi’an"]),  # typographic apostrophes
+        ("What's the weather in 'Xi'an'?", ["Xi'an"]),  # quoted, apostrophe and all
+        ("I'm flying to Xi'an and Chengdu", ["Xi'an", "Chengdu"]),
+        ("Let's compare Paris's weather with Oslo's", ["Paris", "Oslo"]),
+        ("It's cold in 'New York' today", ["New York"]),
+    ],
+)
+def test_an_apostrophe_inside_a_word_is_not_a_quote(prompt: str, cities: list[str]) -> None:
+    result = Agent(DemoModel(), tools=[get_weather]).run_sync(prompt)
+    calls = result.messages[1]["tool_calls"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"city": c} for c in cities]
