@@ -208,19 +208,22 @@ class BatchAPIRunner:
             APITimeoutError: A batch outlasted ``timeout`` (resume later: it is found again).
         """
         source = tasks if isinstance(tasks, TaskSource) else _as_tasks(tasks)
-        template = getattr(getattr(source, "template", None), "text", None)
+        template = (
+            source.template.text if isinstance(source, TaskSource) and source.template else None
+        )
+        # Every request is built before the journal opens the job: a bad row or a request no
+        # batch can take then leaves no job behind to refuse the corrected command.
+        plan = self._plan(source)
         journal = self._open_journal(template, resume=resume, force=force)
         started, counts = time.monotonic(), _Counts()
         self.batches = {}
         try:
-            finished: set[str] = set()
             if journal is not None:
                 for earlier in journal.results():
-                    finished.add(earlier.task_id)
+                    plan.pending.pop(earlier.task_id, None)
                     counts.resumed += 1
                     counts.count(earlier.result)
                     yield earlier.result
-            plan = self._plan(source, finished)
             async for record in self._run_plan(plan, journal, counts, resume=resume):
                 yield record
         finally:
@@ -249,15 +252,14 @@ class BatchAPIRunner:
             raise BatchInputError(task.id, "the run does not start with a model request")
         return action.request.to_body()
 
-    def _plan(self, tasks: Iterable[Task], finished: set[str]) -> _Plan:
+    def _plan(self, tasks: Iterable[Task]) -> _Plan:
         # Every task's request, finished ones too: the files (and digests) of a resumed start
         # are then the first start's, so its batches are found again.
         pairs: list[tuple[str, dict[str, Any]]] = []
         pending: dict[str, Task] = {}
         for task in tasks:
             pairs.append((task.id, self._request(task)))
-            if task.id not in finished:
-                pending[task.id] = task
+            pending[task.id] = task
         return _Plan(build_input_files(pairs, max_lines=self.max_lines), pending)
 
     # --- submitting and waiting --------------------------------------------------------------

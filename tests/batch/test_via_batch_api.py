@@ -363,3 +363,27 @@ async def test_resume_needs_a_journal(server: BatchServer, api: AsyncBatchAPI) -
     with pytest.raises(UserError, match="journal"):
         await collect(runner(server, api), resume=True)
     assert not server.requests
+
+
+async def test_a_bad_row_leaves_nothing_that_blocks_the_corrected_batch(
+    server: BatchServer, api: AsyncBatchAPI, tmp_path: Path
+) -> None:
+    from sfagent.batch import TaskError, load_tasks
+
+    tasks_file = tmp_path / "tasks.jsonl"
+    rows = [{"id": "a", "city": "Paris"}, {"id": "b", "town": "Lyon"}]
+    tasks_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    journal = tmp_path / "batch.journal"
+    with pytest.raises(TaskError, match="city"):
+        await collect(
+            runner(server, api, journal=journal), load_tasks(tasks_file, template="In {city}?")
+        )
+    assert not server.uploads  # nothing was sent
+
+    rows[1] = {"id": "b", "city": "Lyon"}
+    tasks_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    records = await collect(
+        runner(server, api, journal=journal), load_tasks(tasks_file, template="In {city}?")
+    )
+    assert sorted(r["id"] for r in records) == ["a", "b"]
+    assert {r["status"] for r in records} == {"done"}
