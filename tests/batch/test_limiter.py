@@ -62,7 +62,10 @@ class FakeClock:
 
 
 def core(clock: FakeClock, **limits: Any) -> LimiterCore:
+    """A core with the sliding window alone unless `burst` is given (the pacer has its own
+    tests)."""
     limits.setdefault("margin", 0.0)
+    limits.setdefault("burst", None)
     return LimiterCore(RateLimits(**limits), clock=clock)
 
 
@@ -95,6 +98,9 @@ def waits(got: Reservation | float) -> float:
         {"margin": -1.0},
         {"margin": 61.0},
         {"margin": "1"},
+        {"burst": -1.0},
+        {"burst": 61},
+        {"burst": "5"},
     ],
 )
 def test_bad_limits_are_configuration_errors(kwargs: dict[str, Any]) -> None:
@@ -566,6 +572,79 @@ def test_overruns_are_charged_and_bound_what_a_window_can_exceed(ops: list[Any])
     assert stats.requests <= RPM
 
 
+# --- spreading requests out (the pacer) -------------------------------------------------------
+
+
+def admit_all_now(limiter: LimiterCore, estimate: int = 1) -> list[Reservation]:
+    taken = []
+    while isinstance(got := limiter.try_reserve(estimate), Reservation):
+        taken.append(got)
+    return taken
+
+
+def test_the_burst_goes_at_once_then_requests_are_spread_at_the_limits_pace() -> None:
+    clock = FakeClock()
+    limiter = core(clock, rpm=600, burst=5.0)  # 10 a second
+    assert len(admit_all_now(limiter)) == 51  # five seconds' worth, and the one that starts it
+    gaps = []
+    for _ in range(20):
+        wait = waits(limiter.try_reserve(1))
+        clock.advance(wait)
+        admitted(limiter.try_reserve(1))
+        gaps.append(wait)
+    assert gaps == [about(0.1)] * 20
+    # The minute window still bounds it: 51 + 10 a second would pass 600 before a minute.
+    assert limiter.stats().requests == 71
+
+
+def test_an_idle_limiter_earns_its_burst_back() -> None:
+    clock = FakeClock()
+    limiter = core(clock, rpm=600, burst=2.0)
+    for reservation in admit_all_now(limiter):
+        limiter.settle(reservation, 1)
+    clock.advance(2.15)  # the burst's pace used up (2.1 s), and more
+    assert len(admit_all_now(limiter)) == 21
+
+
+def test_tokens_are_spread_by_estimate_and_settling_low_gives_pace_back() -> None:
+    clock = FakeClock()
+    limiter = core(clock, tpm=6000, burst=3.0)  # 100 tokens a second
+    first = admit_all_now(limiter, estimate=100)
+    assert len(first) == 4  # each takes a second of pace: 3 s of burst, and the first
+    assert waits(limiter.try_reserve(100)) == about(1.0)
+    for reservation in first:
+        limiter.settle(reservation, 25)  # three quarters of each second given back
+    assert len(admit_all_now(limiter, estimate=100)) == 3
+
+
+def test_a_released_request_gives_its_pace_back() -> None:
+    clock = FakeClock()
+    limiter = core(clock, rpm=60, burst=0.0)
+    reservation = admitted(limiter.try_reserve(1))
+    assert waits(limiter.try_reserve(1)) == about(1.0)
+    limiter.release(reservation)
+    admitted(limiter.try_reserve(1))
+
+
+def test_after_a_429_requests_are_spread_at_the_cut_rate() -> None:
+    clock = FakeClock()
+    limiter = core(clock, rpm=600, burst=0.0)
+    admitted(limiter.try_reserve(1))
+    limiter.on_rate_limited(retry_after=0.0)
+    factor = limiter.factor()
+    assert factor == about(DECREASE_FACTOR)
+    clock.advance(waits(limiter.try_reserve(1)))
+    admitted(limiter.try_reserve(1))
+    # Charged at the cut rate: the next one waits longer than 60 / 600 seconds.
+    assert waits(limiter.try_reserve(1)) > 0.1 / factor * 0.99
+
+
+def test_without_a_burst_setting_a_minute_goes_at_once() -> None:
+    clock = FakeClock()
+    limiter = core(clock, rpm=600, burst=None)
+    assert len(admit_all_now(limiter)) == 600
+
+
 # --- the achieved rate under plenty of demand ------------------------------------------------
 
 
@@ -743,7 +822,7 @@ def run_virtual(main: Callable[[VirtualLoop], Coroutine[Any, Any, T]]) -> T:
 
 def test_hundreds_of_waiters_go_in_arrival_order_within_the_limit() -> None:
     async def main(loop: VirtualLoop) -> list[tuple[int, float]]:
-        limiter = RateLimiter(RateLimits(rpm=50, margin=0.0), clock=loop.time)
+        limiter = RateLimiter(RateLimits(rpm=50, margin=0.0, burst=None), clock=loop.time)
         order: list[tuple[int, float]] = []
 
         async def one(index: int) -> None:
@@ -883,7 +962,7 @@ def test_the_sleep_function_is_injectable() -> None:
         clock.advance(seconds)
         await asyncio.sleep(0)
 
-    limiter = RateLimiter(RateLimits(rpm=2, margin=0.0), clock=clock, sleep=sleep)
+    limiter = RateLimiter(RateLimits(rpm=2, margin=0.0, burst=None), clock=clock, sleep=sleep)
 
     async def main() -> list[float]:
         return [(await limiter.acquire(0)).sent_at for _ in range(5)]
@@ -1044,7 +1123,7 @@ def test_a_thread_waits_on_the_clock_it_is_given() -> None:
         clock.advance(timeout)
         return False
 
-    limiter = RateLimiter(RateLimits(rpm=2, margin=0.0), clock=clock, wait=wait)
+    limiter = RateLimiter(RateLimits(rpm=2, margin=0.0, burst=None), clock=clock, wait=wait)
     times = [limiter.acquire_sync(0).sent_at for _ in range(3)]
     assert times == about([0, 0, 60], tolerance=1e-3)
     assert waited == about([60], tolerance=1e-3)
