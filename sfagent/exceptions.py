@@ -82,7 +82,23 @@ __all__ = [
 
 
 class SFAgentError(Exception):
-    """Root of every error sfagent raises."""
+    """Root of every error sfagent raises.
+
+    Every one pickles with its attributes (a durable engine records a step's error that way),
+    although most take keyword arguments that `Exception`'s own pickling would not pass back.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore_error(
+    cls: type[SFAgentError], args: tuple[Any, ...], state: dict[str, Any]
+) -> SFAgentError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 # --- misuse ----------------------------------------------------------------------------------
