@@ -273,6 +273,7 @@ class Agent(Generic[DepsT, OutputT]):
         deps: DepsT | None = None,
         run_id: str | None = None,
         steps: Steps | None = None,
+        elapsed: float = 0.0,
     ) -> RunResult[OutputT]:
         """Run to the final answer without streaming requests.
 
@@ -286,13 +287,19 @@ class Agent(Generic[DepsT, OutputT]):
                 `idempotency_key` derives from it).
             steps: Performs each model request and tool call, or replays a recorded one
                 (see `Steps`; `sfagent.batch` journals a batch's runs this way).
+            elapsed: Seconds of `time_limit` already spent: a run resumed from its steps
+                keeps the deadline it started with.
 
         Raises:
             AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
         """
         if steps is not None and not isinstance(steps, Steps):
             raise UserError(f"steps must be a Steps (an async step method), got {steps!r}")
-        events = self._events_async(prompt, messages, deps, False, run_id=run_id, steps=steps)
+        if not elapsed >= 0:
+            raise UserError(f"elapsed must be >= 0 seconds, got {elapsed!r}")
+        events = self._events_async(
+            prompt, messages, deps, False, run_id=run_id, steps=steps, elapsed=elapsed
+        )
         return _result(await _last_async(events))
 
     def run_sync(
@@ -334,10 +341,11 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         run_id: str | None = None,
         steps: Steps | None = None,
+        elapsed: float = 0.0,
     ) -> AsyncIterator[Event]:
         from sfagent.run._drive_async import drive_async  # asyncio loads only for async runs
 
-        flow = self._flow(prompt, messages, deps, stream, run_id=run_id)
+        flow = self._flow(prompt, messages, deps, stream, run_id=run_id, elapsed=elapsed)
         return drive_async(flow, self.model, self._policy(deps), stream=stream, steps=steps)
 
     def _flow(
@@ -348,6 +356,7 @@ class Agent(Generic[DepsT, OutputT]):
         stream: bool,
         *,
         run_id: str | None = None,
+        elapsed: float = 0.0,
     ) -> Flow:
         from sfagent.run._loop import run_flow, start_state
 
@@ -360,6 +369,7 @@ class Agent(Generic[DepsT, OutputT]):
             endpoint=self._endpoint,
             learned=self._learn,
             run_id=run_id,
+            elapsed=elapsed,
         )
         return run_flow(self._config, state, stream=stream)
 

@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sfagent.run",),
     ("sfagent.agent",),
     ("sfagent.batch",),
+    ("sfagent.durable",),
     ("sfagent.cli", "sfagent.testing", "sfagent.streaming", "sfagent.__main__"),
 ]
 # Within a layer, which sibling packages may lean on which (everything else is forbidden).

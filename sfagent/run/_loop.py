@@ -86,6 +86,7 @@ def start_state(
     endpoint: Capabilities | None = None,
     learned: Any = None,
     run_id: str | None = None,
+    elapsed: float = 0.0,
 ) -> RunState:
     """The state a run starts from: history, system prompt if new, then the user's prompt.
 
@@ -97,6 +98,7 @@ def start_state(
         endpoint: What the agent has learned about its endpoint so far.
         learned: Called with what this run learns about the endpoint (see `RunState`).
         run_id: The caller's id for the run (see `RunContext.run_id`).
+        elapsed: Seconds of the time budget spent before this start (a resumed run's).
     """
     messages = list(history)
     system = system_prompt(config)
@@ -110,7 +112,7 @@ def start_state(
         known.tool_choice_required or not wants_required(config.settings)
     )
     if config.time_limit is not None:
-        state.deadline = config.clock() + config.time_limit
+        state.deadline = config.clock() + config.time_limit - elapsed
     state.settings = request_settings(config, state)
     state.tools = config.tools.request_tools or None  # checked once per ToolSet change
     return state
