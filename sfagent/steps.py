@@ -16,6 +16,11 @@ read as they were meant or refused clearly, never misread.
 Replaying is sound when the run is deterministic given the recorded values: the same prompt,
 agent settings and tools, and tools whose effects the records stand for (use
 `RunContext.idempotency_key` for side effects that must not repeat).
+
+An implementation that also has an `ApprovingSteps.approval` method decides the approval of
+each call of a tool marked ``requires_approval`` itself, before the call's step, in the model's
+order: a durable engine can park the run there until a person answers, from another process,
+hours later.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["STEP_KEY_VERSION", "Steps", "call_step_key", "model_step_key"]
+from sfagent.context import ApprovalRequest
+
+__all__ = [
+    "STEP_KEY_VERSION",
+    "ApprovingSteps",
+    "Steps",
+    "approval_step_key",
+    "call_step_key",
+    "model_step_key",
+]
 
 STEP_KEY_VERSION = "v1"
 """The key layout: bump it when what a key names, or the shape of its value, changes."""
@@ -43,6 +57,26 @@ class Steps(Protocol):
         ...
 
 
+@runtime_checkable
+class ApprovingSteps(Steps, Protocol):
+    """`Steps` that also decide approvals (see the module)."""
+
+    async def approval(
+        self,
+        key: str,
+        request: ApprovalRequest,
+        ask: Callable[[ApprovalRequest], Any] | None,
+    ) -> bool:
+        """Whether the call in `request` may run.
+
+        Args:
+            key: The decision's stable key (`approval_step_key`).
+            request: The call to decide on.
+            ask: The agent's approval callback, if it has one.
+        """
+        ...
+
+
 def model_step_key(turn: int) -> str:
     """The key of the run's `turn`-th model request (from 1)."""
     return f"{STEP_KEY_VERSION}/turn-{turn}/model"
@@ -51,3 +85,8 @@ def model_step_key(turn: int) -> str:
 def call_step_key(turn: int, call_id: str) -> str:
     """The key of the tool call `call_id` answered in `turn`."""
     return f"{STEP_KEY_VERSION}/turn-{turn}/call/{call_id}"
+
+
+def approval_step_key(turn: int, call_id: str) -> str:
+    """The key of the approval decision on the tool call `call_id` of `turn`."""
+    return f"{STEP_KEY_VERSION}/turn-{turn}/approval/{call_id}"

@@ -12,6 +12,7 @@ Importing this package imports ``dbos`` (about half a second); ``import sfagent`
 
 from __future__ import annotations
 
+from sfagent.durable._approval import PendingApproval, approve, pending_approval
 from sfagent.durable._dbos import (
     APP_VERSION,
     WORKFLOW_NAME,
@@ -21,6 +22,7 @@ from sfagent.durable._dbos import (
     DurableRunError,
     launch,
     shutdown,
+    wait_for_approval,
 )
 
 __all__ = [
@@ -30,6 +32,10 @@ __all__ = [
     "DurableAgent",
     "DurableRun",
     "DurableRunError",
+    "PendingApproval",
+    "approve",
     "launch",
+    "pending_approval",
     "shutdown",
+    "wait_for_approval",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import pickle
 import time
@@ -28,11 +29,13 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     ) from exc
 
 from sfagent.agent import Agent
+from sfagent.context import ApprovalRequest
 from sfagent.exceptions import SFAgentError, UserError
 from sfagent.result import RunResult
 from sfagent.steps import STEP_KEY_VERSION
 
 __all__ = [
+    "APPROVAL_EVENT",
     "APP_VERSION",
     "WORKFLOW_NAME",
     "DBOSSteps",
@@ -41,6 +44,7 @@ __all__ = [
     "DurableRunError",
     "launch",
     "shutdown",
+    "wait_for_approval",
 ]
 
 DepsT = TypeVar("DepsT")
@@ -61,6 +65,12 @@ run itself, from the step format recorded in its input."""
 STARTED_STEP = "sfagent/started"
 """The first step of every run: the wall-clock time it started."""
 
+APPROVAL_EVENT = "sfagent/pending-approval"
+"""The DBOS event a run waiting for an approval sets: what it asks (``None`` once decided)."""
+
+DEFAULT_APPROVAL_TIMEOUT = 7 * 24 * 3600.0
+"""Seconds a run waits for an approval before the call counts as denied (a week)."""
+
 READABLE_FORMATS = frozenset({STEP_KEY_VERSION})
 """Step formats this release can resume (see `sfagent.steps.STEP_KEY_VERSION`)."""
 
@@ -77,7 +87,18 @@ class DBOSSteps:
 
     The step's id is drawn before anything is awaited, so tool calls run concurrently keep the
     order the model gave them on every replay (DBOS matches steps by position).
+
+    Approvals: an agent made with ``approve=wait_for_approval`` parks the run until `approve`
+    answers from any process (the wait is durable: the process may exit and the run resumes
+    with the answer), or `approval_timeout` passes (then the call is denied). Any other
+    approval callback is asked once and its answer recorded as a step.
+
+    Args:
+        approval_timeout: Seconds to wait for an approval.
     """
+
+    def __init__(self, approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT) -> None:
+        self.approval_timeout = approval_timeout
 
     async def step(
         self, key: str, perform: Callable[[], Awaitable[dict[str, Any]]]
@@ -89,6 +110,33 @@ class DBOSSteps:
             return await perform()
 
         return await reservation.run_async({"name": key}, performed)
+
+    async def approval(
+        self,
+        key: str,
+        request: ApprovalRequest,
+        ask: Callable[[ApprovalRequest], Any] | None,
+    ) -> bool:
+        """The recorded decision on a call, the agent's callback's, or a person's (see above)."""
+        if ask is not None and ask is not wait_for_approval:
+
+            async def asked() -> dict[str, Any]:
+                answer = ask(request)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+                return {"approved": bool(answer)}
+
+            return bool((await self.step(key, asked))["approved"])
+        pending = {
+            "key": key,
+            "call_id": request.call_id,
+            "tool": request.tool_name,
+            "arguments": request.arguments,
+        }
+        await DBOS.set_event_async(APPROVAL_EVENT, pending)
+        answer = await DBOS.recv_async(key, timeout_seconds=self.approval_timeout)
+        await DBOS.set_event_async(APPROVAL_EVENT, None)
+        return isinstance(answer, dict) and answer.get("approved") is True
 
 
 class DurableRun(Generic[OutputT]):
@@ -127,6 +175,8 @@ class DurableAgent(Generic[DepsT, OutputT]):
         agent: The agent to run (model, tools, limits, output type as usual).
         name: A stable name for it, unique in the process.
         replace: Register under a name already taken (the new agent serves later runs).
+        approval_timeout: Seconds a run of an agent made with ``approve=wait_for_approval``
+            waits for `approve` before the call counts as denied.
 
     Raises:
         UserError: The name is empty or already registered for another agent.
@@ -135,7 +185,14 @@ class DurableAgent(Generic[DepsT, OutputT]):
     agent: Agent[DepsT, OutputT]
     name: str
 
-    def __init__(self, agent: Agent[DepsT, OutputT], *, name: str, replace: bool = False) -> None:
+    def __init__(
+        self,
+        agent: Agent[DepsT, OutputT],
+        *,
+        name: str,
+        replace: bool = False,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+    ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise UserError(f"a durable agent needs a non-empty name, got {name!r}")
         if not isinstance(agent, Agent):
@@ -146,8 +203,11 @@ class DurableAgent(Generic[DepsT, OutputT]):
                 f"a durable agent named {name!r} is already registered; choose another name "
                 "(runs are resumed by it) or pass replace=True"
             )
+        if not approval_timeout > 0:
+            raise UserError(f"approval_timeout must be > 0 seconds, got {approval_timeout!r}")
         self.agent = agent
         self.name = name
+        self.approval_timeout = approval_timeout
         _AGENTS[name] = self
 
     def __repr__(self) -> str:
@@ -228,7 +288,7 @@ async def _agent_run(spec: dict[str, Any]) -> RunResult[Any]:
         messages=spec["messages"],
         deps=spec["deps"],
         run_id=DBOS.workflow_id,
-        steps=DBOSSteps(),
+        steps=DBOSSteps(durable.approval_timeout),
         elapsed=max(0.0, time.time() - started),
     )
 
@@ -251,6 +311,23 @@ def _registered(spec: dict[str, Any]) -> DurableAgent[Any, Any]:
             f"DurableAgent(agent, name={name!r}) at import time, before launch()"
         )
     return durable
+
+
+def wait_for_approval(request: ApprovalRequest) -> bool:
+    """The approval callback of an agent whose runs wait durably for a person's answer.
+
+    Give it as ``Agent(..., approve=wait_for_approval)`` and run the agent through
+    `DurableAgent`: a call of a tool marked ``requires_approval`` then parks the run until
+    `approve` answers it, from any process. Outside a durable run there is nobody to wait for,
+    so the call fails (the model is told why).
+
+    Raises:
+        UserError: Always, when called: a durable run never calls it.
+    """
+    raise UserError(
+        f"{request.tool_name} needs an approval that only a durable run can wait for: run the "
+        "agent through DurableAgent, or give it another approval callback"
+    )
 
 
 def launch(

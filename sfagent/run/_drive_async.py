@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import math
 import time
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sfagent.context import ApprovalRequest
 from sfagent.events import Event
 from sfagent.exceptions import APIError
 from sfagent.models import Model
@@ -24,7 +26,13 @@ from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
 from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
 from sfagent.run._invoke import ToolPolicy, acall, arefusal, call, timed_out
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
-from sfagent.steps import Steps, call_step_key, model_step_key
+from sfagent.steps import (
+    ApprovingSteps,
+    Steps,
+    approval_step_key,
+    call_step_key,
+    model_step_key,
+)
 
 
 async def drive_async(
@@ -107,6 +115,7 @@ async def _run_calls_async(
     action: RunCalls, policy: ToolPolicy, steps: Steps | None = None
 ) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
+    decided = await _approvals(steps, action, policy) if isinstance(steps, ApprovingSteps) else {}
     run_end = run_deadline(time.monotonic(), action.time_left)
     limit = asyncio.Semaphore(policy.max_concurrency) if policy.max_concurrency else None
 
@@ -116,7 +125,8 @@ async def _run_calls_async(
             if steps is None:
                 outcomes[i] = await _call_async(item, policy, run_end)
             else:
-                run = functools.partial(_call_async, item, policy, run_end)
+                own = policy if i not in decided else _decided(policy, decided[i])
+                run = functools.partial(_call_async, item, own, run_end)
                 outcomes[i] = await _call_step(steps, action.turn, item, run)
 
     for batch in batches(action.calls):
@@ -125,6 +135,31 @@ async def _run_calls_async(
         else:
             await asyncio.gather(*(one(i) for i in batch))
     return outcomes
+
+
+async def _approvals(
+    steps: ApprovingSteps, action: RunCalls, policy: ToolPolicy
+) -> dict[int, bool]:
+    """The steps' decision on each call needing approval, asked one at a time in the model's
+    order (an engine replays them by position)."""
+    decided: dict[int, bool] = {}
+    for i, item in enumerate(action.calls):
+        if item.runnable and item.tool is not None and item.tool.requires_approval:
+            call = item.call
+            request = ApprovalRequest(
+                tool_name=call.function.name,
+                arguments=call.function.arguments,
+                call_id=call.id,
+                deps=policy.deps,
+            )
+            key = approval_step_key(action.turn, call.id)
+            decided[i] = await steps.approval(key, request, policy.approve)
+    return decided
+
+
+def _decided(policy: ToolPolicy, approved: bool) -> ToolPolicy:
+    """`policy` with the approval already decided (the call's step only applies it)."""
+    return dataclasses.replace(policy, approve=lambda _request: approved)
 
 
 async def _on_thread(policy: ToolPolicy, item: PreparedCall) -> CallOutcome:

@@ -1,6 +1,6 @@
 """One process of a durable run, started and killed by test_durable_kill.py.
 
-    python durable_child.py BASE_URL DB_URL LOG RUN_ID start|resume TIME_LIMIT
+    python durable_child.py BASE_URL DB_URL LOG RUN_ID start|resume TIME_LIMIT [approval]
 
 ``start`` runs the agent under RUN_ID; ``resume`` launches DBOS (which resumes this executor's
 pending runs) and waits for RUN_ID. The tool logs each call's start and end to LOG as JSON
@@ -21,10 +21,11 @@ from typing import Any
 from dbos import DBOS
 
 from sfagent import Agent, RunContext, tool
-from sfagent.durable import DurableAgent, launch, shutdown
+from sfagent.durable import DurableAgent, launch, shutdown, wait_for_approval
 from sfagent.exceptions import AgentRunError
 
 BASE_URL, DB_URL, LOG, RUN_ID, MODE, TIME_LIMIT = sys.argv[1:7]
+APPROVAL = sys.argv[7:] == ["approval"]
 PROMPT = "What's the weather in Paris, Lhasa and Oslo?"
 
 
@@ -43,12 +44,20 @@ def lookup(ctx: RunContext[Any], city: str) -> str:
     return f"{city}: sunny"
 
 
+@tool(requires_approval=True)
+def delete_file(ctx: RunContext[Any], path: str) -> str:
+    """Delete a file."""
+    note(event="delete", path=path, key=ctx.idempotency_key)
+    return f"deleted {path}"
+
+
 agent = Agent(
     "Qwen/Qwen3-8B",
-    tools=[lookup],
+    tools=[delete_file] if APPROVAL else [lookup],
     api_key="sk-durable-test",
     base_url=BASE_URL,
     time_limit=float(TIME_LIMIT) or None,
+    approve=wait_for_approval,
 )
 durable = DurableAgent(agent, name="kill-test")
 

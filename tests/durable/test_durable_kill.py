@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sfagent.durable import approve, pending_approval
 from sfagent.testing import LoopbackServer, RecordedRequest, Reply, ScriptedToolCall
 
 from .conftest import sqlite_url
@@ -33,8 +34,13 @@ def one_city_a_turn(request: RecordedRequest) -> Reply:
     return Reply(text="Sunny in all three.")
 
 
-def child(server: LoopbackServer, db: str, log: Path, mode: str, limit: float = 0) -> list[str]:
-    return [sys.executable, str(CHILD), server.base_url, db, str(log), "run-1", mode, str(limit)]
+def child(
+    server: LoopbackServer, db: str, log: Path, mode: str, limit: float = 0, *extra: str
+) -> list[str]:
+    return [
+        sys.executable, str(CHILD), server.base_url, db, str(log), "run-1", mode, str(limit),
+        *extra,
+    ]  # fmt: skip
 
 
 def tool_log(log: Path) -> list[dict[str, Any]]:
@@ -61,9 +67,11 @@ def start_and_kill_in_lhasa(server: LoopbackServer, db: str, log: Path, limit: f
     (log.parent / (log.name + ".block")).unlink()
 
 
-def resume(server: LoopbackServer, db: str, log: Path, limit: float = 0) -> dict[str, Any]:
+def resume(
+    server: LoopbackServer, db: str, log: Path, limit: float = 0, *extra: str
+) -> dict[str, Any]:
     done = subprocess.run(
-        child(server, db, log, "resume", limit), capture_output=True, text=True, timeout=60
+        child(server, db, log, "resume", limit, *extra), capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     outcome: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -110,3 +118,34 @@ def test_a_time_limit_spans_the_recovery(tmp_path: Path) -> None:
         outcome = resume(server, db, log, limit)
     assert outcome == {"error": "BudgetExceeded", "budget": "time"}
     assert tools_answered(server) == [0, 1]  # nothing was sent after the limit passed
+
+
+def test_an_approval_sent_while_no_process_runs_the_run_is_taken_up_at_restart(
+    tmp_path: Path,
+) -> None:
+    db, log = sqlite_url(tmp_path / "dbos.sqlite"), tmp_path / "tools.log"
+
+    def reply(request: RecordedRequest) -> Reply:
+        messages = request.json["messages"]
+        if messages[-1]["role"] == "user":
+            call = ScriptedToolCall("delete_file", {"path": "/tmp/old.log"}, id="del-1")
+            return Reply(tool_calls=[call])
+        return Reply(text=f"Done: {messages[-1]['content']}")
+
+    with LoopbackServer(reply) as server:
+        process = subprocess.Popen(
+            child(server, db, log, "start", 0, "approval"), stdout=subprocess.DEVNULL
+        )
+        try:
+            pending = pending_approval("run-1", database_url=db, wait=30)
+            assert pending is not None, "the run never asked for an approval"
+        finally:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        assert pending.tool == "delete_file"
+        approve("run-1", call_id="del-1", database_url=db, by="ops")  # no process runs it now
+        assert not tool_log(log)
+        outcome = resume(server, db, log, 0, "approval")
+    assert outcome == {"output": "Done: deleted /tmp/old.log", "requests": 2}
+    assert [e["event"] for e in tool_log(log)] == ["delete"]
+    assert tools_answered(server) == [0, 1]  # the first request was not sent again
