@@ -9,14 +9,15 @@ the steps of interrupted ones, so no model request that got a recorded response 
 
 Durability, the invariant:
     A write method returns (or its ``a…`` twin's await completes) only once the write is
-    committed. The runner acts on a step only after recording it: it runs a response's tool
-    calls only once the response is recorded, and sends the next request only once the tool
-    results are. What a kill can lose is therefore exactly one step per task, the one in
-    flight: a response received but not yet committed is asked for again on resume (the one
-    window no journal can close: the answer lives only in memory until it is written), a tool
-    result not yet committed runs the tool again, with the same idempotency key. Steps of one
-    task commit in the order they were recorded (one writer, one queue), so a later step is
-    never durable without the earlier ones.
+    committed. The runner acts on a model answer only after recording it: it runs a
+    response's tool calls only once the response is recorded. Tool results it queues without
+    waiting (`record_step` with ``wait=False``) and goes on; steps of one task commit in the
+    order they were recorded (one writer, one queue), so a later step is never durable
+    without the earlier ones, and the next answer's commit carries the results before it.
+    What a kill can lose is therefore only what a resume repeats anyway: the request in
+    flight (a response received but not yet committed is asked for again: the one window no
+    journal can close, the answer lives only in memory until it is written) and tool results
+    not yet committed (the tool runs again, with the same idempotency key).
 
     "Committed" means: with ``durable=False`` (the default: WAL and ``synchronous=NORMAL``) in
     the operating system's hands, which survives the failure the issue names, the process
@@ -64,6 +65,8 @@ from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeAlias, get_args
+
+from pydantic_core import PydanticSerializationError, to_json
 
 from sfagent.exceptions import SFAgentError, UserError
 
@@ -216,10 +219,18 @@ _encode = json.JSONEncoder(
 
 
 def _dumps(value: object, what: str) -> str:
+    # pydantic-core's encoder is ~5x the stdlib's on a model answer, and a batch writes one
+    # per step; the stdlib's, strict, only judges what the fast one wrote as not quite JSON.
     try:
-        return _encode(value)
-    except (TypeError, ValueError) as error:
-        raise JournalError(f"{what} cannot be written as JSON: {error}") from None
+        text = to_json(value).decode()
+    except PydanticSerializationError:
+        text = None
+    if text is None or "NaN" in text or "Infinity" in text:
+        try:
+            return _encode(value)
+        except (TypeError, ValueError) as error:
+            raise JournalError(f"{what} cannot be written as JSON: {error}") from None
+    return text
 
 
 def _canonical(value: object) -> str:
@@ -244,6 +255,7 @@ class Journal(Protocol):
     def add_tasks(self, task_ids: Iterable[str]) -> None: ...
     def start_task(self, task_id: str) -> int: ...
     async def astart_task(self, task_id: str) -> int: ...
+    def begin_task(self, task_id: str) -> None: ...
     def record_step(
         self, task_id: str, key: str, kind: StepKind, payload: Any, *, wait: bool = True
     ) -> None: ...
@@ -464,6 +476,14 @@ class SQLiteJournal:
     async def astart_task(self, task_id: str) -> int:
         """`start_task`, awaiting the writer instead of blocking the event loop."""
         return await self._acall(_starter(_check_id(task_id), time.time()))  # type: ignore[no-any-return]
+
+    def begin_task(self, task_id: str) -> None:
+        """`start_task` without waiting: it commits before any later write of the task.
+
+        For a task the journal has not seen (its attempt is the first): nothing need wait
+        for the mark, because a task's writes commit in order.
+        """
+        self._submit(_Write(_starter(_check_id(task_id), time.time())), wait=False)
 
     def record_step(
         self, task_id: str, key: str, kind: StepKind, payload: Any, *, wait: bool = True

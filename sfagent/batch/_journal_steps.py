@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sfagent.batch._journal import Journal, StepKind
+from sfagent.batch._journal import Journal
 
 __all__ = ["JournalSteps"]
 
@@ -13,9 +13,12 @@ __all__ = ["JournalSteps"]
 class JournalSteps:
     """The `Steps` of one task: a step recorded before is returned as it was recorded.
 
-    A new step's value is committed to the journal before the run goes on, so a batch killed
+    A model answer is committed to the journal before the run acts on it, so a batch killed
     at any moment never sends again a model request whose answer it had received (only the
-    one in flight), nor runs again a tool call whose result it had recorded.
+    one in flight), nor runs a tool call the journal does not know was asked for. A tool
+    result is queued and the run goes on: the journal commits a task's writes in order, so
+    the next answer's commit carries it, and a kill before that loses only what a resume
+    repeats anyway (the tool, with the same idempotency key, and the request in flight).
 
     Args:
         journal: The batch's journal.
@@ -41,7 +44,11 @@ class JournalSteps:
             value: dict[str, Any] = self.recorded[key]
             return value
         value = await perform()
-        kind: StepKind = "model_response" if key.endswith("/model") else "tool_result"
-        await self.journal.arecord_step(self.task_id, key, kind, value)
+        if key.endswith("/model"):
+            await self.journal.arecord_step(self.task_id, key, "model_response", value)
+        else:
+            # Not awaited (see the class): a failed write fails the journal's next write,
+            # or its flush.
+            self.journal.record_step(self.task_id, key, "tool_result", value, wait=False)
         self.recorded[key] = value
         return value

@@ -191,6 +191,8 @@ class BatchRunner:
                     yield earlier.result
             async for record in self._run_all(pending, journal, counts, fresh=fresh):
                 yield record
+            if journal is not None and self._journal_arg is journal:
+                journal.flush()  # a write nobody awaited that failed (close does it otherwise)
         finally:
             if journal is not None and self._journal_arg is not journal:
                 journal.close()
@@ -248,7 +250,11 @@ class BatchRunner:
     async def _run_task(
         self, task: Task, journal: Journal | None, counts: _Counts, *, fresh: bool
     ) -> TaskRecord:
-        attempt = await journal.astart_task(task.id) if journal is not None else 1
+        attempt = 1
+        if journal is not None and fresh:
+            journal.begin_task(task.id)  # its first attempt; commits before the task's steps
+        elif journal is not None:
+            attempt = await journal.astart_task(task.id)
         steps = None
         if journal is not None:
             steps = JournalSteps(journal, task.id, recorded={} if fresh else None)
