@@ -27,7 +27,9 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench_stream.py", [], ["--repeat", "2"]),
     ("bench_client.py", [], ["--requests", "100", "--rounds", "3"]),
     ("bench_agent.py", [], ["--quick"]),
+    ("bench_durable.py", [], ["--quick"]),
     ("bench_bounds.py", [], ["--quick"]),
+    ("bench_mcp.py", [], ["--quick"]),
     (
         "bench_transport.py",
         ["--runs", "200", "1000", "--repeat", "3"],

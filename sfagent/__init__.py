@@ -18,6 +18,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "sfagent.tools.toolset": ("ToolSet",),
     "sfagent.context": ("RunContext", "ApprovalRequest"),
     "sfagent.steps": ("Steps",),
+    "sfagent.sessions.store": ("Session", "SessionStore", "SessionError", "SessionStoreError"),
+    "sfagent.sessions.sqlite": ("SQLiteSessionStore",),
+    "sfagent.sessions.memory": ("MemorySessionStore",),
+    "sfagent.sessions.trimming": ("TrimByCount", "TrimByTokens", "Trimmer"),
     "sfagent.usage": ("RunUsage",),
     "sfagent.agent": ("Agent",),
     "sfagent.result": ("RunResult", "TurnRecord", "ToolCallRecord"),
@@ -28,6 +32,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ToolCallStarted",
         "ToolCallsFromText",
         "ToolResult",
+        "NestedEvent",
         "TurnFinished",
         "RunFinished",
     ),
@@ -74,6 +79,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "MaxTurnsExceeded",
         "BudgetExceeded",
         "ToolRetriesExceeded",
+        "ToolSelectionError",
         "RunawayLoopError",
         "OutputTruncatedError",
         "OutputValidationError",
@@ -111,6 +117,7 @@ if TYPE_CHECKING:
     from sfagent.context import ApprovalRequest as ApprovalRequest, RunContext as RunContext
     from sfagent.events import (
         Event as Event,
+        NestedEvent as NestedEvent,
         ReasoningDelta as ReasoningDelta,
         RunFinished as RunFinished,
         TextDelta as TextDelta,
@@ -151,6 +158,7 @@ if TYPE_CHECKING:
         ToolDefinitionError as ToolDefinitionError,
         ToolOutputError as ToolOutputError,
         ToolRetriesExceeded as ToolRetriesExceeded,
+        ToolSelectionError as ToolSelectionError,
         UserError as UserError,
     )
     from sfagent.messages import (
@@ -184,6 +192,19 @@ if TYPE_CHECKING:
         RunResult as RunResult,
         ToolCallRecord as ToolCallRecord,
         TurnRecord as TurnRecord,
+    )
+    from sfagent.sessions.memory import MemorySessionStore as MemorySessionStore
+    from sfagent.sessions.sqlite import SQLiteSessionStore as SQLiteSessionStore
+    from sfagent.sessions.store import (
+        Session as Session,
+        SessionError as SessionError,
+        SessionStore as SessionStore,
+        SessionStoreError as SessionStoreError,
+    )
+    from sfagent.sessions.trimming import (
+        TrimByCount as TrimByCount,
+        TrimByTokens as TrimByTokens,
+        Trimmer as Trimmer,
     )
     from sfagent.settings import (
         DEFAULT_MODEL as DEFAULT_MODEL,

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeGuard
 
-from typing_extensions import TypeVar
+from typing_extensions import TypeVar, Unpack
 
 from sfagent._secret import Secret
 from sfagent.events import Event, RunFinished
-from sfagent.exceptions import UserError
+from sfagent.exceptions import ToolDefinitionError, UserError
 from sfagent.models import Model
-from sfagent.settings import DEFAULT_MODEL, ModelSettings
+from sfagent.settings import DEFAULT_MODEL, ModelSettings, tool_count_problem
 from sfagent.steps import Steps
 from sfagent.tools import Tool, ToolSet
+from sfagent.tools.tool import SchemaToolKwargs
+from sfagent.tools.toolset import ToolSource
 
 # The loop, the wire models (pydantic) and the HTTP stack load when an agent is first made or
 # run, not when this module is imported: `from sfagent import Agent, tool` stays cheap.
@@ -27,8 +30,13 @@ if TYPE_CHECKING:
     from sfagent.result import RunResult
     from sfagent.run._actions import Flow
     from sfagent.run._invoke import ToolPolicy
+    from sfagent.run._nested import Nesting
     from sfagent.run._output import OutputMode
+    from sfagent.run._prepare import PrepareTools
     from sfagent.run._state import Capabilities
+    from sfagent.run._trace import RunTrace
+    from sfagent.sessions.store import Session
+    from sfagent.tracing import TracingSettings
 
     Prompt = str | Sequence[str | ContentPart]
     History = Sequence[MessageBase | Mapping[str, Any]]
@@ -68,6 +76,8 @@ class _Options:
     output_retries: int
     deps_type: Any
     approve: Callable[[ApprovalRequest], Any] | None
+    instrument: bool | TracingSettings | None = None
+    prepare_tools: PrepareTools | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_turns", "max_concurrency", "max_repeated_calls", "max_total_tokens",
@@ -82,9 +92,10 @@ class _Options:
             raise UserError(
                 f"output_mode must be 'json_object' or 'json_schema', got {self.output_mode!r}"
             )
-        needing = [t.name for t in self.tools if t.requires_approval]
+        needing = self.tools.needing_approval()  # lists no MCP server
         if needing and self.approve is None:
             raise UserError(f"tools {needing} require approval: pass approve=callback to the Agent")
+        _check_prepare_tools(self.prepare_tools, self.tools)
 
     def request_settings(self) -> ModelSettings | None:
         """The settings every request carries, `tool_choice` merged in."""
@@ -107,7 +118,8 @@ class Agent(Generic[DepsT, OutputT]):
     Args:
         model: A model id (sent over HTTP to SiliconFlow or `base_url`), or any `Model`,
             such as the offline models in `sfagent.testing`.
-        tools: Tools, or plain callables (made into tools).
+        tools: Tools, plain callables (made into tools), or MCP servers (`sfagent.mcp`),
+            whose tools are listed when a run first needs them.
         instructions: The system prompt.
         client: A `SiliconFlow` or `AsyncSiliconFlow` client to use for `model` (an id).
         api_key: Key for the clients made here; defaults to ``SILICONFLOW_API_KEY``.
@@ -146,6 +158,14 @@ class Agent(Generic[DepsT, OutputT]):
             run given deps of another class is refused).
         approve: Called (sync or async) with an `ApprovalRequest` before each call of a
             tool marked ``requires_approval``; return ``True`` to run it.
+        instrument: Trace runs as OpenTelemetry spans (``True``, or `TracingSettings`
+            from `sfagent.tracing`; needs the ``otel`` extra). ``None`` follows
+            `sfagent.tracing.instrument_all`; ``False`` never traces.
+        prepare_tools: Chooses the tools each request offers: called (sync) before every
+            model request with a `RunContext` (its ``messages`` are the conversation so far)
+            and the agent's `ToolSet`; returns the tools to offer (the agent's own, or their
+            names), at most 128. An agent with this hook may hold more than 128 tools. A call
+            to a tool not offered that turn is answered as a call to an unknown tool.
 
     Raises:
         UserError: An invalid setting, or a tool needing approval without ``approve``.
@@ -156,7 +176,7 @@ class Agent(Generic[DepsT, OutputT]):
         self,
         model: str | Model = DEFAULT_MODEL,
         *,
-        tools: Iterable[Tool[..., Any] | Callable[..., Any]] = (),
+        tools: Iterable[Tool[..., Any] | Callable[..., Any] | ToolSource] = (),
         instructions: str | None = None,
         client: Any = None,
         api_key: str | None = None,
@@ -177,10 +197,12 @@ class Agent(Generic[DepsT, OutputT]):
         output_retries: int = 2,
         deps_type: type[DepsT] = _NoDeps,
         approve: Callable[[ApprovalRequest], Any] | None = None,
+        instrument: bool | TracingSettings | None = None,
+        prepare_tools: PrepareTools | None = None,
     ) -> None:
         options = _Options(
             model=model,
-            tools=tools if isinstance(tools, ToolSet) else ToolSet(tools),
+            tools=tools if isinstance(tools, ToolSet) else ToolSet(tools, limited=False),
             instructions=instructions,
             client=client,
             api_key=Secret(api_key),
@@ -201,12 +223,15 @@ class Agent(Generic[DepsT, OutputT]):
             output_retries=output_retries,
             deps_type=deps_type,
             approve=approve,
+            instrument=instrument,
+            prepare_tools=prepare_tools,
         )
         self._setup(options)
 
     def _setup(self, options: _Options) -> None:
         from sfagent.run._output import OutputSpec
         from sfagent.run._pool import DEFAULT_TOOL_THREADS, ToolThreads
+        from sfagent.run._prepare import ToolSelector
         from sfagent.run._state import Capabilities, LoopConfig
 
         # The options are kept (not the clients they made) so `replace` can build a sibling.
@@ -232,11 +257,21 @@ class Agent(Generic[DepsT, OutputT]):
             max_tool_calls=options.max_tool_calls,
             reset_tool_choice=options.reset_tool_choice,
             text_tool_calls=options.text_tool_calls,
+            select_tools=(
+                None
+                if options.prepare_tools is None
+                else ToolSelector(options.prepare_tools, options.tools)
+            ),
         )
         self._threads = ToolThreads(options.max_concurrency or DEFAULT_TOOL_THREADS)
+        self._tracing: TracingSettings | None = None
+        if options.instrument is not None and options.instrument is not False:
+            from sfagent.tracing._settings import resolve
+
+            self._tracing = resolve(options.instrument)  # fails now if the extra is missing
 
     def __repr__(self) -> str:
-        return f"Agent(model={self._config.model!r}, tools={self.tools.names})"
+        return f"Agent(model={self._config.model!r}, tools={self.tools.known_names})"
 
     @property
     def model_name(self) -> str:
@@ -258,10 +293,59 @@ class Agent(Generic[DepsT, OutputT]):
         if "api_key" in changes:
             changes["api_key"] = Secret(changes["api_key"])
         if "tools" in changes and not isinstance(changes["tools"], ToolSet):
-            changes["tools"] = ToolSet(changes["tools"])
+            changes["tools"] = ToolSet(changes["tools"], limited=False)
         sibling: Agent[DepsT, OutputT] = Agent.__new__(Agent)
         sibling._setup(dataclasses.replace(self._options, **changes))
         return sibling
+
+    def as_tool(
+        self,
+        *,
+        name: str,
+        description: str,
+        input_type: Any = str,
+        input_description: str | None = None,
+        **options: Unpack[SchemaToolKwargs],
+    ) -> Tool[..., Any]:
+        """This agent as a tool another agent can call: each call is a run of this agent.
+
+        The inner run is bounded by the calling run (its time and tokens left), gets the
+        calling run's ``deps``, and is sync inside a sync run and async inside an async one.
+        Its usage is added to the caller's, its transcript is kept on the call's
+        `ToolCallRecord.sub_run`, and in a streamed run its events arrive as `NestedEvent`s.
+        If it fails, the calling model reads the error (``Error: tool 'x' failed:
+        MaxTurnsExceeded: ...``) and the `ToolResult` event carries the typed error.
+
+        Args:
+            name: The tool's name.
+            description: What the agent does, for the calling model.
+            input_type: The type of the tool's one argument, ``input``: ``str`` (the prompt),
+                or a pydantic model (or another type pydantic validates), sent as JSON.
+            input_description: How the calling model should write ``input``.
+            **options: Tool options: ``timeout``, ``max_retries``, ``requires_approval``,
+                ``sequential``, ``strict``.
+
+        Raises:
+            UserError: No description.
+            ToolDefinitionError: A bad name or an input type that cannot be a schema.
+        """
+        from sfagent.run._nested import AgentTool
+
+        def start_sync(prompt: Any, deps: Any, stream: bool, parent: Any) -> Iterator[Event]:
+            return self._events_sync(prompt, (), deps, stream, parent=parent)
+
+        def start_async(prompt: Any, deps: Any, stream: bool, parent: Any) -> AsyncIterator[Event]:
+            return self._events_async(prompt, (), deps, stream, parent=parent)
+
+        return AgentTool(
+            start_sync,
+            start_async,
+            name=name,
+            description=description,
+            input_type=input_type,
+            input_description=input_description,
+            **options,
+        )
 
     # --- the four drivers -------------------------------------------------------------------
 
@@ -274,6 +358,7 @@ class Agent(Generic[DepsT, OutputT]):
         run_id: str | None = None,
         steps: Steps | None = None,
         elapsed: float = 0.0,
+        session: Session | None = None,
     ) -> RunResult[OutputT]:
         """Run to the final answer without streaming requests.
 
@@ -289,48 +374,93 @@ class Agent(Generic[DepsT, OutputT]):
                 (see `Steps`; `sfagent.batch` journals a batch's runs this way).
             elapsed: Seconds of `time_limit` already spent: a run resumed from its steps
                 keeps the deadline it started with.
+            session: A stored conversation (`sfagent.sessions`) to continue instead of
+                `messages`: its history is sent, and what the run adds is appended to it when
+                the run ends (a failed run's completed part too).
 
         Raises:
             AgentRunError: A limit was hit or a request failed; `.result` has the partial run.
+            SessionStoreError: The session's store failed; `.result` has the run, if any.
         """
-        if steps is not None and not isinstance(steps, Steps):
+        # An attribute check: a runtime protocol's isinstance costs ~15 µs a run on 3.11.
+        if steps is not None and not callable(getattr(steps, "step", None)):
             raise UserError(f"steps must be a Steps (an async step method), got {steps!r}")
         if not elapsed >= 0:
             raise UserError(f"elapsed must be >= 0 seconds, got {elapsed!r}")
         events = self._events_async(
-            prompt, messages, deps, False, run_id=run_id, steps=steps, elapsed=elapsed
+            prompt,
+            messages,
+            deps,
+            False,
+            run_id=run_id,
+            steps=steps,
+            elapsed=elapsed,
+            session=session,
         )
         return _result(await _last_async(events))
 
     def run_sync(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
+        self,
+        prompt: Prompt | None = None,
+        *,
+        messages: History = (),
+        deps: DepsT | None = None,
+        session: Session | None = None,
     ) -> RunResult[OutputT]:
         """Like `run`, blocking; works inside a running event loop too (e.g. Jupyter)."""
-        events = self._events_sync(prompt, messages, deps, False)
+        events = self._events_sync(prompt, messages, deps, False, session)
         last: Event | None = None
         for last in events:  # noqa: B007 - only the final event matters
             pass
         return _result(last)
 
     def stream(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
+        self,
+        prompt: Prompt | None = None,
+        *,
+        messages: History = (),
+        deps: DepsT | None = None,
+        session: Session | None = None,
     ) -> AsyncIterator[Event]:
-        """Run with streamed requests, yielding events; the last is `RunFinished`."""
-        return self._events_async(prompt, messages, deps, True)
+        """Run with streamed requests, yielding events; the last is `RunFinished`.
+
+        With a `session`, the run's messages are stored before `RunFinished` is yielded; a
+        stream closed before its end stores nothing.
+        """
+        return self._events_async(prompt, messages, deps, True, session=session)
 
     def stream_sync(
-        self, prompt: Prompt | None = None, *, messages: History = (), deps: DepsT | None = None
+        self,
+        prompt: Prompt | None = None,
+        *,
+        messages: History = (),
+        deps: DepsT | None = None,
+        session: Session | None = None,
     ) -> Iterator[Event]:
         """Like `stream`, blocking."""
-        return self._events_sync(prompt, messages, deps, True)
+        return self._events_sync(prompt, messages, deps, True, session)
 
     def _events_sync(
-        self, prompt: Prompt | None, messages: History, deps: Any, stream: bool
+        self,
+        prompt: Prompt | None,
+        messages: History,
+        deps: Any,
+        stream: bool,
+        session: Session | None = None,
+        *,
+        parent: Nesting | None = None,
     ) -> Iterator[Event]:
         from sfagent.run._drive_sync import drive_sync
 
-        flow = self._flow(prompt, messages, deps, stream)
-        return drive_sync(flow, self.model, self._policy(deps), stream=stream)
+        if session is not None:
+            from sfagent.sessions._bridge import SessionRun, record_sync
+
+            tie = SessionRun(session, messages, self._options.api_key.value)
+            return record_sync(tie, lambda sent: self._events_sync(prompt, sent, deps, stream))
+
+        flow = self._flow(prompt, messages, deps, stream, parent=parent)
+        trace = self._trace()
+        return drive_sync(flow, self.model, self._policy(deps), stream=stream, trace=trace)
 
     def _events_async(
         self,
@@ -342,11 +472,27 @@ class Agent(Generic[DepsT, OutputT]):
         run_id: str | None = None,
         steps: Steps | None = None,
         elapsed: float = 0.0,
+        session: Session | None = None,
+        parent: Nesting | None = None,
     ) -> AsyncIterator[Event]:
         from sfagent.run._drive_async import drive_async  # asyncio loads only for async runs
 
-        flow = self._flow(prompt, messages, deps, stream, run_id=run_id, elapsed=elapsed)
-        return drive_async(flow, self.model, self._policy(deps), stream=stream, steps=steps)
+        if session is not None:
+            from sfagent.sessions._bridge import SessionRun, record_async
+
+            tie = SessionRun(session, messages, self._options.api_key.value)
+            return record_async(
+                tie,
+                lambda sent: self._events_async(
+                    prompt, sent, deps, stream, run_id=run_id, steps=steps, elapsed=elapsed
+                ),
+            )
+
+        flow = self._flow(
+            prompt, messages, deps, stream, run_id=run_id, elapsed=elapsed, parent=parent
+        )
+        policy, trace = self._policy(deps), self._trace()
+        return drive_async(flow, self.model, policy, stream=stream, steps=steps, trace=trace)
 
     def _flow(
         self,
@@ -357,6 +503,7 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         run_id: str | None = None,
         elapsed: float = 0.0,
+        parent: Nesting | None = None,
     ) -> Flow:
         from sfagent.run._loop import run_flow, start_state
 
@@ -370,6 +517,7 @@ class Agent(Generic[DepsT, OutputT]):
             learned=self._learn,
             run_id=run_id,
             elapsed=elapsed,
+            parent=parent,
         )
         return run_flow(self._config, state, stream=stream)
 
@@ -385,6 +533,21 @@ class Agent(Generic[DepsT, OutputT]):
                 f"deps must be a {expected.__name__} (deps_type), got {type(deps).__name__}"
             )
 
+    def _trace(self) -> RunTrace | None:
+        # Tracing off costs a dict lookup: nothing of sfagent.tracing (or OpenTelemetry) loads
+        # unless this agent asked for it or instrument_all() was called.
+        settings = self._tracing
+        if settings is None:
+            if self._options.instrument is not None:
+                return None
+            chosen = sys.modules.get("sfagent.tracing._settings")
+            settings = chosen.default_instrument() if chosen is not None else None
+            if settings is None:
+                return None
+        from sfagent.tracing._otel import run_trace
+
+        return run_trace(settings, self._config.model)
+
     def _policy(self, deps: Any) -> ToolPolicy:
         from sfagent.run._invoke import ToolPolicy
 
@@ -399,14 +562,21 @@ class Agent(Generic[DepsT, OutputT]):
     # --- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the sync HTTP client the agent made (not one passed in) and its tool threads."""
+        """Close the sync HTTP client the agent made (not one passed in), its tool threads,
+        and the MCP servers its runs started (not those held open by their own `with`)."""
         self._threads.shutdown()
+        self.tools.release_sources()
         if _is_http_model(self.model):
             self.model.close()
 
     async def aclose(self) -> None:
-        """Close the HTTP clients the agent made, including the running loop's async one."""
+        """Close the HTTP clients the agent made, including the running loop's async one,
+        and the MCP servers its runs started."""
         self._threads.shutdown()
+        if self.tools.sources:
+            import asyncio
+
+            await asyncio.to_thread(self.tools.release_sources)  # stopping a server blocks
         if _is_http_model(self.model):
             await self.model.aclose()
 
@@ -421,6 +591,26 @@ class Agent(Generic[DepsT, OutputT]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _check_prepare_tools(hook: Any, tools: ToolSet) -> None:
+    """Without a hook every request carries every tool, so at most 128; a hook must be sync."""
+    if hook is None:
+        problem = tool_count_problem(len(tools.known_names))
+        if problem:
+            raise ToolDefinitionError(
+                f"{problem} in one agent: pass prepare_tools= to offer at most 128 per request"
+            )
+        return
+    if not callable(hook):
+        raise UserError(f"prepare_tools must be a function, got {type(hook).__name__}")
+    if inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(
+        getattr(hook, "__call__", None)  # noqa: B004 - a callable instance's method
+    ):
+        raise UserError(
+            "prepare_tools must be sync: it runs between turns, inside the loop (fetch what "
+            "it needs before the run, or from a tool)"
+        )
 
 
 def _resolve_model(

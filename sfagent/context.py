@@ -32,6 +32,25 @@ class RunContext(Generic[DepsT]):
     tool_name: str | None = None
     tool_call_id: str | None = None
     run_id: str | None = None
+    _nesting: Any = field(default=None, repr=False, compare=False)
+    """What the call passes on to a run it starts (`sfagent.run._nested.Nesting`), if any."""
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds left in the run's time budget, now (``None``: no budget, or not in a run).
+
+        Includes the budget of any run this one runs inside (an agent called as a tool).
+        """
+        return None if self._nesting is None else self._nesting.time_left()
+
+    @property
+    def tokens_left(self) -> int | None:
+        """Tokens left in the run's token budget (``None``: no budget, or not in a run).
+
+        Counted when the call was prepared, less what inner runs of this turn spent since;
+        includes the budget of any run this one runs inside.
+        """
+        return None if self._nesting is None else self._nesting.tokens_left()
 
     @property
     def idempotency_key(self) -> str | None:

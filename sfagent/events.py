@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Event",
+    "NestedEvent",
     "ReasoningDelta",
     "RunFinished",
     "TextDelta",
@@ -130,12 +131,33 @@ class RunFinished:
     result: RunResult[Any]
 
 
+@dataclass(frozen=True)
+class NestedEvent:
+    """An event of an inner run: an agent called as a tool (`Agent.as_tool`) is running.
+
+    Emitted in a streamed run between the call's `ToolCallStarted` and its `ToolResult`, as the
+    inner run emits them. An inner run of an inner run arrives wrapped twice.
+
+    Attributes:
+        call_id: The id of the call that started the inner run.
+        tool_name: The tool's name (the agent's, as the calling model knows it).
+        turn: The calling run's turn.
+        event: The inner run's event, its `turn` counted in the inner run.
+    """
+
+    call_id: str
+    tool_name: str
+    turn: int
+    event: Event
+
+
 Event = (
     TextDelta
     | ReasoningDelta
     | ToolCallsFromText
     | ToolCallStarted
     | ToolResult
+    | NestedEvent
     | TurnFinished
     | RunFinished
 )

@@ -76,6 +76,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolOutputError",
     "ToolRetriesExceeded",
+    "ToolSelectionError",
     "UserError",
     "status_error_class",
 ]
@@ -259,6 +260,12 @@ class OutputTruncatedError(AgentRunError):
     def __init__(self, message: str, *, tool_call_truncated: bool, result: Any = None) -> None:
         super().__init__(message, result=result)
         self.tool_call_truncated = tool_call_truncated
+
+
+class ToolSelectionError(AgentRunError):
+    """The agent's `prepare_tools` hook raised, or chose tools a request cannot carry: names
+    or tools the agent does not hold, duplicates, more than 128, or an awaitable (the hook is
+    sync). Its `__cause__` is what the hook raised, if it raised."""
 
 
 class OutputValidationError(AgentRunError):
@@ -478,6 +485,19 @@ def _run_failure_class(base: type[APIError]) -> type[ModelRequestError]:
     def __str__(self: Any) -> str:
         return str(self._run_message)
 
-    namespace = {"__module__": __name__, "__str__": __str__, "__doc__": ModelRequestError.__doc__}
+    def __reduce__(self: Any) -> tuple[Any, ...]:
+        # The class is made at run time, so pickle cannot find it by name: rebuild it instead.
+        return (_restore_run_failure, (self.error, self._run_message, self.result))
+
+    namespace = {
+        "__module__": __name__,
+        "__str__": __str__,
+        "__reduce__": __reduce__,
+        "__doc__": ModelRequestError.__doc__,
+    }
     # MRO: the run's branch first (its data), then the API error's, meeting at SFAgentError.
     return type(f"ModelRequestError[{base.__name__}]", (ModelRequestError, base), namespace)
+
+
+def _restore_run_failure(error: APIError, message: str, result: Any) -> ModelRequestError:
+    return model_request_error(error, message=message, result=result)

@@ -27,6 +27,8 @@ class ToolCallRecord:
         content: The text sent back to the model.
         duration: Seconds the call ran (0 when it never ran).
         error: What went wrong, or ``None``.
+        sub_run: The run the call started, when the tool is an agent (`Agent.as_tool`): its
+            whole transcript, usage and turns (a partial run when it failed); else ``None``.
     """
 
     call_id: str
@@ -35,6 +37,7 @@ class ToolCallRecord:
     content: str
     duration: float
     error: str | None = None
+    sub_run: RunResult[Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

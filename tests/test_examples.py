@@ -152,6 +152,76 @@ def check_batch_weather() -> None:
     assert re.search(r"^20 done, 0 failed, 0 from the journal; \d+ tokens, no price$", out, re.M)
 
 
+def check_tracing_console() -> None:
+    out = ok(run_example("tracing_console"), DEMO)
+    spans = re.findall(r"^\[span (\w+) parent (\S+)\] (\S+(?: \S+)?) \(", out, re.MULTILINE)
+    names = [name for _, _, name in spans]
+    assert names == ["chat demo", *["execute_tool get_weather"] * 2, "chat demo", "invoke_agent"]
+    run = spans[-1][0]
+    assert all(parent == run for _, parent, _ in spans[:-1])  # one tree under the run
+    assert "gen_ai.tool.call.arguments" not in out  # content only with --content
+    assert "Beijing" in out.splitlines()[-2]
+    content = ok(run_example("tracing_console", "--content"), DEMO)
+    assert 'gen_ai.tool.call.arguments=\'{"city": "Beijing"}\'' in content
+
+
+def check_planner() -> None:
+    out = ok(run_example("planner"), SCRIPTED)
+    lines = out.splitlines()
+    # The planner's calls, each with the calls of the agent it delegated to beneath it.
+    assert lines[0].startswith('→ research({"input": "Which sights in Hangzhou?"}) = The Hangzhou')
+    assert lines[1] == '    → list_notes({}) = ["agents.txt","hangzhou.txt","siliconflow.txt"]'
+    assert lines[2].startswith('    → read_note({"name": "hangzhou.txt"}) = Hangzhou travel notes')
+    assert lines[3] == '→ compute({"input": "4 * 90 / 60"}) = 6.0'
+    assert lines[4] == '    → calculate({"expression": "4 * 90 / 60"}) = 6.0'
+    # The answer is built from what the helpers really found and computed.
+    assert lines[5].startswith("The Hangzhou notes suggest 4 stops: West Lake is best at sunrise")
+    assert lines[5].endswith("At 90 minutes a stop that is 6.0 hours.")
+    # Three planner requests, three researcher requests, two calculator requests.
+    assert re.fullmatch(r"\(8 requests and \d+ tokens, helpers included\)", lines[6])
+
+
+def check_mcp_stdio() -> None:
+    out = ok(run_example("mcp_stdio"), DEMO)
+    assert '→ notes_save_note({"title": "tea", "text": "buy oolong"})' in out
+    assert '- notes_list_notes({}): {"result": ["groceries", "tea"]}' in out  # the same server
+    assert '- notes_read_note({"title": "tea"}): {"result": "buy oolong"}' in out
+    assert "→ today({})" in out
+    assert out.splitlines()[-1] == "(resource notes://groceries: rice, eggs, green tea)"
+
+
+REFUND = 'refund({"order_id": "A-1042", "amount_cny": 120.0})'
+
+
+def check_durable_approval() -> None:
+    out = ok(run_example("durable_approval"), DEMO).splitlines()
+    assert out[0] == f"refund-A-1042 waits for approval: {REFUND}"
+    assert re.fullmatch(rf"sfagent approve: approved call '\w+' of run 'refund-A-1042': "
+                        rf"{re.escape(REFUND)}", out[1])  # fmt: skip
+    assert out[2:] == [
+        "refund-A-1042: (demo model) Here is what the tools returned:",
+        f"- {REFUND}: refunded 120 yuan on order A-1042",
+        "(2 requests)",
+    ]
+
+
+def test_durable_approval_waits_across_processes(tmp_path: Path) -> None:
+    # The docstring's second way: park and exit, look and approve from the CLI, resume.
+    runs = tmp_path / "runs.sqlite"
+    parked = ok(run_example("durable_approval", "park", str(runs)), DEMO)
+    assert parked == f"refund-A-1042 waits for approval: {REFUND}\n"
+    url = f"sqlite:///{runs}"
+    waiting = sfagent_cli("pending", "refund-A-1042", "--database-url", url)
+    assert waiting.returncode == 0, waiting.stderr
+    assert waiting.stdout.endswith(f": {REFUND}\n")
+    denied = sfagent_cli("approve", "refund-A-1042", "--deny", "--database-url", url)
+    assert denied.returncode == 0, denied.stderr
+    out = ok(run_example("durable_approval", "resume", str(runs)), DEMO)
+    assert out.startswith("refund-A-1042: (demo model) Here is what the tools returned:\n")
+    assert "did not approve" in out
+    assert "refunded" not in out
+
+
 OFFLINE_CHECKS: dict[str, Callable[..., None]] = {
     "weather": check_weather,
     "custom_tools": check_custom_tools,
@@ -161,6 +231,10 @@ OFFLINE_CHECKS: dict[str, Callable[..., None]] = {
     "vision": check_vision,
     "many_runs": check_many_runs,
     "batch_weather": check_batch_weather,
+    "tracing_console": check_tracing_console,
+    "mcp_stdio": check_mcp_stdio,
+    "planner": check_planner,
+    "durable_approval": check_durable_approval,
 }
 
 
@@ -357,6 +431,23 @@ def doc_sections() -> dict[str, str]:
         assert match, f"section {heading!r} names no example file"
         sections[match[1]] = section
     return sections
+
+
+def test_tracing_console_online_shows_siliconflow_trace_ids(
+    serve: Callable[..., LoopbackServer],
+) -> None:
+    server = serve(
+        [
+            Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Lhasa"})]),
+            Reply(text="Lhasa: sunny."),
+        ]
+    )
+    out = online("tracing_console", server, "Weather in Lhasa?")
+    assert (
+        len(re.findall(r"^\[span .*\] chat Qwen/Qwen3-8B .*siliconflow\.trace_id='\w+'", out, re.M))
+        == 2
+    )
+    assert out.splitlines()[-1] == "Lhasa: sunny."
 
 
 def test_docs_have_one_section_per_example() -> None:

@@ -61,3 +61,18 @@ def test_every_error_class_in_the_module_pickles() -> None:
         back = pickle.loads(pickle.dumps(error))
         assert type(back) is cls
         assert back.args == ("message",)
+
+
+def test_a_run_failure_of_an_api_error_class_pickles_as_both() -> None:
+    # A run's failed request is a class made at run time (a ModelRequestError and the API
+    # error's class at once), which pickle cannot find by name.
+    cause = errors.AuthenticationError("bad key", status_code=401, trace_id="t-2")
+    error = errors.model_request_error(cause, message="the run failed: bad key", result=[1])
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert isinstance(back, ModelRequestError)
+    assert isinstance(back, errors.AuthenticationError)
+    assert (str(back), back.result, back.status_code, back.trace_id) == (
+        "the run failed: bad key", [1], 401, "t-2",
+    )  # fmt: skip
+    assert type(back.error) is errors.AuthenticationError

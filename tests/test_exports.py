@@ -13,10 +13,13 @@ PUBLIC = {
     # tools
     "tool", "Tool", "ToolSet", "tool_result_text", "RunContext", "ApprovalRequest", "RunUsage",
     "Steps",
+    # sessions
+    "Session", "SessionStore", "SQLiteSessionStore", "MemorySessionStore", "TrimByCount",
+    "TrimByTokens", "Trimmer", "SessionError", "SessionStoreError",
     # the agent
     "Agent", "RunResult", "TurnRecord", "ToolCallRecord",
     "Event", "TextDelta", "ReasoningDelta", "ToolCallStarted", "ToolCallsFromText", "ToolResult",
-    "TurnFinished", "RunFinished",
+    "TurnFinished", "RunFinished", "NestedEvent",
     # models and the client
     "Model", "ModelStream", "AsyncModelStream", "HTTPModel",
     "SiliconFlow", "AsyncSiliconFlow", "ChatStream", "AsyncChatStream", "RetryPolicy",
@@ -30,6 +33,7 @@ PUBLIC = {
     "SFAgentError", "UserError", "ToolDefinitionError", "ConfigurationError",
     "ToolArgumentsError", "ArgumentProblem", "ToolOutputError", "ModelRetry", "StopRun",
     "AgentRunError", "MaxTurnsExceeded", "BudgetExceeded", "ToolRetriesExceeded",
+    "ToolSelectionError",
     "RunawayLoopError", "OutputTruncatedError", "OutputValidationError", "ModelRequestError",
     "APIError", "APIConnectionError", "APITimeoutError", "APIResponseValidationError",
     "ResponseTooLargeError", "IncompleteStreamError", "APIStatusError", "BadRequestError",

@@ -5,10 +5,14 @@ The layers, lowest first (a module may import its own layer and the ones below i
 0. vocabulary: errors, wire messages, settings, events, results, usage, context, the key
    holder, the version, the lazy-export helper, and the model protocol;
 1. ``sfagent.tools``: a function's schema and validator, `Tool`, `ToolSet`;
+   ``sfagent.sessions``: conversation stores and history trimming;
 2. ``sfagent.client``: the wire layer and the HTTP clients; ``sfagent.offline``: models that
    answer without a network (they fold streams with ``sfagent.client.streaming``);
 3. ``sfagent.run``: the loop and its drivers (never the client: a run talks to a `Model`);
-4. ``sfagent.agent``;
+   ``sfagent.tracing``: OpenTelemetry spans of a run (the drivers call it through
+   ``run._trace``; the clients report each try through ``sfagent._observe``);
+4. ``sfagent.agent``; above it the extensions: ``sfagent.batch`` and ``sfagent.mcp`` (MCP
+   servers as tool sets, leaning on ``sfagent.tools`` only), then ``sfagent.durable``;
 5. faces: ``sfagent.cli``, ``sfagent.testing``, ``sfagent.streaming`` (a documented alias).
 
 Every import counts, the lazy ones inside functions included; imports under
@@ -30,6 +34,7 @@ PACKAGE = Path(sfagent.__file__).resolve().parent
 
 VOCABULARY = {
     "sfagent._lazy",
+    "sfagent._observe",
     "sfagent._secret",
     "sfagent._text",
     "sfagent._version",
@@ -45,11 +50,12 @@ VOCABULARY = {
 }
 LAYERS: list[tuple[str, ...]] = [
     tuple(VOCABULARY),
-    ("sfagent.tools",),
+    ("sfagent.tools", "sfagent.sessions"),
     ("sfagent.client", "sfagent.offline"),
     ("sfagent.run",),
+    ("sfagent.tracing",),
     ("sfagent.agent",),
-    ("sfagent.batch",),
+    ("sfagent.batch", "sfagent.mcp"),
     ("sfagent.durable",),
     ("sfagent.cli", "sfagent.testing", "sfagent.streaming", "sfagent.__main__"),
 ]

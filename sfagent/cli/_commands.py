@@ -17,6 +17,7 @@ from sfagent.context import ApprovalRequest
 from sfagent.events import RunFinished
 from sfagent.exceptions import AgentRunError
 from sfagent.result import RunResult
+from sfagent.sessions import Session, SessionStoreError
 
 __all__ = [
     "OFFLINE_NOTICE",
@@ -110,6 +111,7 @@ def execute(
     prompt: str,
     *,
     messages: Sequence[dict[str, Any]] = (),
+    session: Session | None = None,
     stream: bool,
     renderer: Renderer | None,
 ) -> RunResult[Any]:
@@ -123,7 +125,7 @@ def execute(
     """
     if not stream:
         try:
-            result = agent.run_sync(prompt, messages=messages)
+            result = agent.run_sync(prompt, messages=messages, session=session)
         except AgentRunError as exc:
             if renderer is not None and isinstance(exc.result, RunResult):
                 for event in replay(exc.result):
@@ -133,7 +135,7 @@ def execute(
             for event in replay(result):
                 renderer.handle(event)
         return result
-    events = agent.stream_sync(prompt, messages=messages)
+    events = agent.stream_sync(prompt, messages=messages, session=session)
     try:
         for event in events:
             if renderer is not None:
@@ -190,11 +192,14 @@ def chat_loop(
     err: TextIO,
     read_line: Callable[[str], str | None],
     describe: Callable[[BaseException], str],
+    session: Session | None = None,
 ) -> int:
     """`sfagent chat`: a conversation that keeps its history.
 
     Ctrl-C cancels the current turn (the history stays as it was before it); Ctrl-D (end of
-    input), ``/exit`` or ``/quit`` end the conversation; ``/reset`` clears the history.
+    input), ``/exit`` or ``/quit`` end the conversation; ``/reset`` clears the history. With a
+    `session` the history is the stored conversation (``/reset`` empties it), and a failed
+    turn's completed part is stored.
     """
     renderer = _renderer(out, err)
     history: list[dict[str, Any]] = []
@@ -203,21 +208,31 @@ def chat_loop(
             break
         if line == "/reset":
             history = []
+            if session is not None:
+                session.clear()
             err.write("History cleared.\n")
             continue
         started = time.perf_counter()
         try:
-            result = execute(agent, line, messages=history, stream=stream, renderer=renderer)
+            result = execute(
+                agent, line, messages=history, session=session, stream=stream, renderer=renderer
+            )
         except KeyboardInterrupt:
             renderer.end_line()
             err.write("Turn cancelled (history unchanged).\n")
             continue
         except AgentRunError as exc:
             renderer.end_line()
-            err.write(f"error: {describe(exc)} (history unchanged)\n")
+            kept = "history unchanged" if session is None else "its completed part is saved"
+            err.write(f"error: {describe(exc)} ({kept})\n")
+            continue
+        except SessionStoreError as exc:
+            renderer.end_line()
+            err.write(f"error: the turn could not be saved: {exc}\n")
             continue
         renderer.finish(result.usage, time.perf_counter() - started, output=result.output)
-        history = list(result.messages)
+        if session is None:
+            history = list(result.messages)
     return 0
 
 

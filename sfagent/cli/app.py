@@ -2,11 +2,13 @@
 
 ```
 sfagent run FILE_OR_MODULE "prompt"   one run, shown live (or --json)
-sfagent chat FILE_OR_MODULE           a conversation with history
+sfagent chat FILE_OR_MODULE           a conversation with history (--session ID keeps it)
 sfagent tools FILE_OR_MODULE          the `tools` JSON exactly as sent
 sfagent models                        the model ids your key can use
 sfagent batch TASKS --agent FILE --out RESULTS
                                       many tasks, under rate limits, resumable
+sfagent pending RUN_ID                the call a durable run waits to have approved
+sfagent approve RUN_ID [--deny]       answer it, from any process
 ```
 
 Without ``SILICONFLOW_API_KEY`` the agent runs on the built-in offline demo model. Errors are
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sfagent._version import __version__
+from sfagent.cli._approve import add_approval_commands
 from sfagent.cli._load import CLIError, load_target
 from sfagent.cli._report import describe_run_error, report
 
@@ -41,6 +44,8 @@ EXIT_CODES: dict[int, str] = {
     1: "the run ended without an answer (turn limit, budget, a tool failing...)",
     2: "usage error: bad option, file, module, tools, prompt file, missing key",
     3: "the API failed: an HTTP error status, a connection error or a timeout",
+    4: "approve/pending: no durable run with that id",
+    5: "approve/pending: the durable runs' database cannot be reached or read",
     70: "internal error (a bug: rerun with --debug for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -111,6 +116,13 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     from sfagent.cli._commands import chat_loop
 
     agent, _, _ = _agent_for(args)
+    session = None
+    if args.session is not None:
+        from sfagent.cli._sessions import open_session
+
+        session = open_session(args.session, args.sessions_db, sys.stderr)
+    elif args.sessions_db is not None:
+        raise CLIError("--sessions-db needs --session ID (the conversation to keep there)")
     return chat_loop(
         agent,
         stream=args.stream,
@@ -118,6 +130,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         err=sys.stderr,
         read_line=_line_reader(sys.stdin),
         describe=lambda exc: describe_run_error(exc, partial=False),
+        session=session,
     )
 
 
@@ -310,6 +323,17 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", parents=[common], help="talk with an agent, keeping history")
     _target(chat)
     _agent_options(chat)
+    chat.add_argument(
+        "--session",
+        metavar="ID",
+        help="keep the conversation under ID, and resume it if it exists",
+    )
+    chat.add_argument(
+        "--sessions-db",
+        metavar="PATH",
+        help="the SQLite file of --session (default: $SFAGENT_SESSIONS_DB, "
+        "else ~/.local/share/sfagent/sessions.db)",
+    )
     chat.set_defaults(command="chat", handler=_cmd_chat)
 
     tools = sub.add_parser("tools", parents=[common], help="print the tools JSON as sent")
@@ -317,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     tools.set_defaults(command="tools", handler=_cmd_tools)
 
     _batch_parser(sub, common)
+    add_approval_commands(sub, common)
 
     models = sub.add_parser("models", parents=[common], help="list the models your key can use")
     models.add_argument("--base-url", help="API base URL (default: SILICONFLOW_BASE_URL or .cn)")

@@ -28,6 +28,7 @@ from urllib.request import getproxies
 
 import httpx
 
+from sfagent._observe import TRY_OBSERVER
 from sfagent._secret import Secret
 from sfagent.client._body import ACCEPT_ENCODING, DEFAULT_MAX_RESPONSE_BYTES, check_max_bytes
 from sfagent.client._core import ClientCore, RequestLike, logger
@@ -358,7 +359,9 @@ class SiliconFlow(_ClientBase):
                     outcome[0].close()
                     raise deadline.error()
                 return outcome
-            self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
+            delay = attempts.delay_after(outcome.error, retry_after=outcome.retry_after)
+            _retrying(number, outcome.error, delay)
+            self._sleep(delay)
 
     def _send_once(self, request: httpx.Request) -> httpx.Response:
         if self._http is not None:
@@ -377,6 +380,7 @@ class SiliconFlow(_ClientBase):
             response = self._send_once(request)
             deadline.watch(response.extensions.get("network_stream"), response.http_version)
             _log_response(method, url, response, number)
+            _answered(response, number)
             return receive(response, self._core, self._limit, stream=stream)
         except httpx.TransportError as exc:
             failure = Failure(_transport_error(exc, method, url, number))
@@ -541,7 +545,9 @@ class AsyncSiliconFlow(_ClientBase):
                 raise deadline.error()
             if not isinstance(outcome, Failure):
                 return outcome
-            await self._sleep(attempts.delay_after(outcome.error, retry_after=outcome.retry_after))
+            delay = attempts.delay_after(outcome.error, retry_after=outcome.retry_after)
+            _retrying(number, outcome.error, delay)
+            await self._sleep(delay)
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         if self._http is not None:
@@ -559,6 +565,7 @@ class AsyncSiliconFlow(_ClientBase):
         try:
             response = await self._send_once(request)
             _log_response(method, url, response, number)
+            _answered(response, number)
             return await areceive(response, self._core, self._limit, stream=stream)
         except httpx.TransportError as exc:
             failure = Failure(_transport_error(exc, method, url, number))
@@ -595,6 +602,22 @@ def _log_response(method: str, url: str, response: httpx.Response, attempt: int)
         attempt,
         trace_id,
     )
+
+
+def _answered(response: httpx.Response, attempt: int) -> None:
+    observer = TRY_OBSERVER.get()
+    if observer is None:
+        return
+    trace_id = response.headers.get(TRACE_ID_HEADER)
+    if trace_id:  # a header the server chose: it may echo the key
+        trace_id = _sent_key(response).redact(trace_id)
+    observer.answered(attempt, response.status_code, trace_id or None)
+
+
+def _retrying(attempt: int, error: APIError, delay: float) -> None:
+    observer = TRY_OBSERVER.get()
+    if observer is not None:
+        observer.retrying(attempt, error, delay)
 
 
 def _transport_error(exc: httpx.TransportError, method: str, url: str, attempt: int) -> APIError:

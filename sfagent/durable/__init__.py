@@ -12,7 +12,14 @@ Importing this package imports ``dbos`` (about half a second); ``import sfagent`
 
 from __future__ import annotations
 
-from sfagent.durable._approval import PendingApproval, approve, pending_approval
+from sfagent.durable._approval import (
+    NoPendingApprovalError,
+    PendingApproval,
+    RunNotFoundError,
+    SystemDatabaseError,
+    approve,
+    pending_approval,
+)
 from sfagent.durable._dbos import (
     APP_VERSION,
     WORKFLOW_NAME,
@@ -32,7 +39,10 @@ __all__ = [
     "DurableAgent",
     "DurableRun",
     "DurableRunError",
+    "NoPendingApprovalError",
     "PendingApproval",
+    "RunNotFoundError",
+    "SystemDatabaseError",
     "approve",
     "launch",
     "pending_approval",

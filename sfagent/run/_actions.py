@@ -16,6 +16,7 @@ from sfagent.settings import ChatRequest
 
 if TYPE_CHECKING:
     from sfagent.result import RunResult
+    from sfagent.run._nested import Nesting
     from sfagent.run._tool_calls import PreparedCall
 
 
@@ -43,11 +44,14 @@ class RunCalls:
         calls: Every call of the turn, in order; only the runnable ones are to be run.
         turn: The turn the calls belong to.
         time_left: Seconds left in the run's time budget (``None``: no budget).
+        nesting: Set in a streamed run when a call starts a run of its own (an agent as a
+            tool): attach a listener to it to pass that run's events on as they come.
     """
 
     calls: Sequence[PreparedCall]
     turn: int
     time_left: float | None
+    nesting: Nesting | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from sfagent.context import ApprovalRequest
 from sfagent.events import Event
@@ -25,7 +25,9 @@ from sfagent.models import Model
 from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
 from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
 from sfagent.run._invoke import ToolPolicy, acall, arefusal, call, timed_out
+from sfagent.run._nested import relay_async
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
+from sfagent.run._trace import RunTrace
 from sfagent.steps import (
     ApprovingSteps,
     Steps,
@@ -35,11 +37,31 @@ from sfagent.steps import (
 )
 
 
-async def drive_async(
-    flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool, steps: Steps | None = None
+def drive_async(
+    flow: Flow,
+    model: Model,
+    policy: ToolPolicy,
+    *,
+    stream: bool,
+    steps: Steps | None = None,
+    trace: RunTrace | None = None,
 ) -> AsyncIterator[Event]:
     """Run `flow` on the event loop, yielding its events (the last is `RunFinished`); with
-    `steps`, each model request and tool call goes through it (a non-streamed run only)."""
+    `steps`, each model request and tool call goes through it (a non-streamed run only); with
+    `trace`, inside the run's spans."""
+    if trace is None:
+        return _drive(flow, model, policy, stream, steps, None)
+    return trace.aevents(_drive(flow, trace.model(model), policy, stream, steps, trace))
+
+
+async def _drive(
+    flow: Flow,
+    model: Model,
+    policy: ToolPolicy,
+    stream: bool,
+    steps: Steps | None,
+    trace: RunTrace | None,
+) -> AsyncIterator[Event]:
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -63,8 +85,14 @@ async def drive_async(
                     reply = await model.complete_async(action.request, timeout=action.timeout)
             except APIError as exc:
                 error = exc
-        else:
-            reply = await _run_calls_async(action, policy, steps)
+        elif action.nesting is None:
+            reply = await _run_calls_async(action, policy, steps, trace)
+        else:  # an agent tool's inner run streams: its events come through while it runs
+            box = _Box()
+            work = _run_calls_async(action, policy, steps, trace)
+            async for event in relay_async(action.nesting, work, box):
+                yield event
+            reply = box.value
 
 
 @dataclass
@@ -112,21 +140,29 @@ async def _call_step(steps: Steps, turn: int, item: PreparedCall, run: Any) -> C
 
 
 async def _run_calls_async(
-    action: RunCalls, policy: ToolPolicy, steps: Steps | None = None
+    action: RunCalls,
+    policy: ToolPolicy,
+    steps: Steps | None = None,
+    trace: RunTrace | None = None,
 ) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
-    decided = await _approvals(steps, action, policy) if isinstance(steps, ApprovingSteps) else {}
+    decided = await _approvals(steps, action, policy) if _approving(steps) else {}
     run_end = run_deadline(time.monotonic(), action.time_left)
     limit = asyncio.Semaphore(policy.max_concurrency) if policy.max_concurrency else None
 
     async def one(i: int) -> None:
         item = action.calls[i]
         async with limit if limit is not None else contextlib.nullcontext():
-            if steps is None:
+            if steps is None and trace is None:
                 outcomes[i] = await _call_async(item, policy, run_end)
+                return
+            own = policy if i not in decided else _decided(policy, decided[i])
+            run = functools.partial(_call_async, item, own, run_end)
+            if trace is not None:  # the span covers the call, not a step replayed instead
+                run = functools.partial(trace.tool(item, action.turn).arun, run)
+            if steps is None:
+                outcomes[i] = await run()
             else:
-                own = policy if i not in decided else _decided(policy, decided[i])
-                run = functools.partial(_call_async, item, own, run_end)
                 outcomes[i] = await _call_step(steps, action.turn, item, run)
 
     for batch in batches(action.calls):
@@ -135,6 +171,11 @@ async def _run_calls_async(
         else:
             await asyncio.gather(*(one(i) for i in batch))
     return outcomes
+
+
+def _approving(steps: Steps | None) -> TypeGuard[ApprovingSteps]:
+    # Not isinstance(steps, ApprovingSteps): a runtime protocol's check costs ~15 µs a turn.
+    return callable(getattr(steps, "approval", None))
 
 
 async def _approvals(

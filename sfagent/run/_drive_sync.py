@@ -6,6 +6,7 @@ async tools and approval callbacks get a worker thread, with a loop of their own
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -19,14 +20,27 @@ from sfagent.models import Model
 from sfagent.run._actions import Emit, Flow, ModelCall, RunCalls
 from sfagent.run._drivers import batches, call_deadline, deltas, run_deadline
 from sfagent.run._invoke import ToolPolicy, invoke, timed_out
+from sfagent.run._nested import relay_sync
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
+from sfagent.run._trace import RunTrace, ToolTrace
 
 # While a queued call has not started, its deadline is unknown: look again this often.
 _POLL = 0.02
 
 
-def drive_sync(flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool) -> Iterator[Event]:
-    """Run `flow` with blocking I/O, yielding its events (the last is `RunFinished`)."""
+def drive_sync(
+    flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool, trace: RunTrace | None = None
+) -> Iterator[Event]:
+    """Run `flow` with blocking I/O, yielding its events (the last is `RunFinished`); with
+    `trace`, inside the run's spans."""
+    if trace is None:
+        return _drive(flow, model, policy, stream, None)
+    return trace.events(_drive(flow, trace.model(model), policy, stream, trace))
+
+
+def _drive(
+    flow: Flow, model: Model, policy: ToolPolicy, stream: bool, trace: RunTrace | None
+) -> Iterator[Event]:
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -42,8 +56,11 @@ def drive_sync(flow: Flow, model: Model, policy: ToolPolicy, *, stream: bool) ->
                 reply = yield from _model_sync(model, action, stream)
             except APIError as exc:
                 error = exc
-        else:
-            reply = _run_calls_sync(action, policy)
+        elif action.nesting is None:
+            reply = _run_calls_sync(action, policy, trace)
+        else:  # an agent tool's inner run streams: its events come through while it runs
+            work = functools.partial(_run_calls_sync, action, policy, trace)
+            reply = yield from relay_sync(action.nesting, work)
 
 
 def _model_sync(
@@ -57,21 +74,32 @@ def _model_sync(
         return chunks.get_final_response()
 
 
-def _run_calls_sync(action: RunCalls, policy: ToolPolicy) -> list[CallOutcome | None]:
+def _run_calls_sync(
+    action: RunCalls, policy: ToolPolicy, trace: RunTrace | None = None
+) -> list[CallOutcome | None]:
     outcomes: list[CallOutcome | None] = [None] * len(action.calls)
     run_end = run_deadline(time.monotonic(), action.time_left)
     for batch in batches(action.calls):
         first = action.calls[batch[0]]
         if len(batch) == 1 and not _needs_thread(first, run_end):
-            outcomes[batch[0]] = invoke(first, policy)
+            if trace is None:
+                outcomes[batch[0]] = invoke(first, policy)
+            else:
+                work = functools.partial(invoke, first, policy)
+                outcomes[batch[0]] = trace.tool(first, action.turn).run(work)
             continue
         # On the agent's pool, which queues what its bound does not let run yet. A call past
         # its deadline is abandoned, not waited for (a thread cannot be killed).
         started: dict[int, float] = {}
         submit = policy.threads.submit
-        futures = {i: submit(_started, started, i, action.calls[i], policy) for i in batch}
+        spans = {i: trace.tool(action.calls[i], action.turn) for i in batch} if trace else {}
+        futures = {
+            i: submit(_started, started, i, action.calls[i], policy, spans.get(i)) for i in batch
+        }
         for i, outcome in _wait_batch(futures, started, action.calls, run_end).items():
             outcomes[i] = outcome
+            if spans:
+                spans[i].end(outcome)  # a call given up on; a finished one's span has ended
     return outcomes
 
 
@@ -88,9 +116,17 @@ def _needs_thread(item: PreparedCall, run_end: float) -> bool:
     )
 
 
-def _started(started: dict[int, float], i: int, item: PreparedCall, policy: ToolPolicy) -> Any:
+def _started(
+    started: dict[int, float],
+    i: int,
+    item: PreparedCall,
+    policy: ToolPolicy,
+    span: ToolTrace | None = None,
+) -> Any:
     started[i] = time.monotonic()
-    return invoke(item, policy)
+    if span is None:
+        return invoke(item, policy)
+    return span.run(functools.partial(invoke, item, policy))
 
 
 def _wait_batch(

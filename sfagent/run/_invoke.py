@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sfagent.context import ApprovalRequest
+from sfagent.run._nested import AgentTool
 from sfagent.run._pool import ToolThreads
 from sfagent.run._tool_calls import CallOutcome, PreparedCall
 
@@ -61,9 +62,12 @@ def call(item: PreparedCall) -> CallOutcome:
     """Run the call's function and record how it ended (blocking)."""
     tool = item.tool
     assert tool is not None
+    # An agent tool runs its agent the blocking way here, not its async function on a loop
+    # made for it: a sync run's inner runs are sync too.
+    function = tool.run_blocking if isinstance(tool, AgentTool) else tool.function
     start = time.perf_counter()
     try:
-        value = _resolve(tool.function(*item.args, **item.kwargs))
+        value = _resolve(function(*item.args, **item.kwargs))
     except Exception as exc:  # errors become results for the model
         return failed(exc, start)
     return finished(value, start)

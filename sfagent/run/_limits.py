@@ -31,11 +31,27 @@ def over_budget(config: LoopConfig, state: RunState) -> BudgetExceeded | None:
             budget="tokens",
         )
     if state.deadline is not None and config.clock() >= state.deadline:
-        return BudgetExceeded(
-            f"time budget exhausted: the run took more than {config.time_limit:g} s",
-            budget="time",
-        )
+        return BudgetExceeded(f"time budget exhausted: {time_spent(config, state)}", budget="time")
+    parent = state.parent
+    if parent is not None:
+        left = parent.tokens_left()
+        if left is not None and left <= 0:
+            return BudgetExceeded(
+                "token budget exhausted: the calling run's budget is spent "
+                "(this run is an agent called as a tool)",
+                budget="tokens",
+            )
     return None
+
+
+def time_spent(config: LoopConfig, state: RunState) -> str:
+    """Why a run's deadline passed: its own `time_limit`, or the calling run's."""
+    if state.parent is not None and state.parent.deadline is not None:
+        return (
+            "the run (an agent called as a tool) reached its deadline: its own time_limit "
+            "or the calling run's, whichever came first"
+        )
+    return f"the run took more than {config.time_limit:g} s"
 
 
 def out_of_turns(config: LoopConfig, state: RunState) -> MaxTurnsExceeded | None:

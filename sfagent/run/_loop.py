@@ -9,7 +9,8 @@ here, once. Events are emitted only for streamed runs: `run` and `run_sync` have
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+import time
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from sfagent.exceptions import (
     BudgetExceeded,
     OutputValidationError,
     StopRun,
+    ToolSelectionError,
     UserError,
     model_request_error,
 )
@@ -50,8 +52,10 @@ from sfagent.run._limits import (
     over_budget,
     repeated_call,
     time_left,
+    time_spent,
     truncation,
 )
+from sfagent.run._nested import AgentTool, NestedResult, Nesting
 from sfagent.run._output import OutputInvalid
 from sfagent.run._requests import (
     downgrade,
@@ -71,6 +75,8 @@ from sfagent.run._tool_calls import (
 )
 from sfagent.run._usage import add_usage
 from sfagent.settings import ChatRequest
+from sfagent.tools import ToolSet
+from sfagent.usage import RunUsage
 
 logger = logging.getLogger("sfagent")
 
@@ -87,6 +93,7 @@ def start_state(
     learned: Any = None,
     run_id: str | None = None,
     elapsed: float = 0.0,
+    parent: Nesting | None = None,
 ) -> RunState:
     """The state a run starts from: history, system prompt if new, then the user's prompt.
 
@@ -99,6 +106,7 @@ def start_state(
         learned: Called with what this run learns about the endpoint (see `RunState`).
         run_id: The caller's id for the run (see `RunContext.run_id`).
         elapsed: Seconds of the time budget spent before this start (a resumed run's).
+        parent: The budgets of the run this one runs inside (an agent called as a tool).
     """
     messages = list(history)
     system = system_prompt(config)
@@ -113,8 +121,14 @@ def start_state(
     )
     if config.time_limit is not None:
         state.deadline = config.clock() + config.time_limit - elapsed
+    if parent is not None:
+        state.parent = parent
+        bound = parent.inner_deadline(config.clock)
+        if bound is not None and (state.deadline is None or bound < state.deadline):
+            state.deadline = bound
     state.settings = request_settings(config, state)
-    state.tools = config.tools.request_tools or None  # checked once per ToolSet change
+    if config.select_tools is None:  # else chosen before each request
+        state.tools = config.tools.request_tools or None  # checked once per ToolSet change
     return state
 
 
@@ -193,13 +207,14 @@ def _calls_in_text(
         or message.tool_calls
         or response.finish_reason not in FINAL_REASONS
         or not message.content
-        or not len(config.tools)
+        or not len(_offered(config, state))
     ):
         return None
+    tools = _offered(config, state)
     found = find_text_calls(
         message.content,
-        config.tools.names,
-        schemas={t.name: t.parameters for t in config.tools},
+        tools.names,
+        schemas={t.name: t.parameters for t in tools},
         id_prefix=f"text_call_{state.turn}_",
     )
     if found is None:
@@ -238,6 +253,8 @@ def _request(
     config: LoopConfig, state: RunState, stream: bool
 ) -> Generator[Action, Any, ChatCompletion | None]:
     """One model request; ``None`` when it was refused and should be sent again."""
+    if config.select_tools is not None:
+        _choose_tools(config, state)
     request = ChatRequest(
         tuple(state.messages),  # a snapshot: the run goes on appending to its list
         model=config.model,
@@ -258,6 +275,44 @@ def _request(
     return response  # type: ignore[no-any-return]
 
 
+def _choose_tools(config: LoopConfig, state: RunState) -> None:
+    """Ask `prepare_tools` for this turn's tools (it sees the conversation so far)."""
+    assert config.select_tools is not None
+    context: RunContext[Any] = RunContext(
+        deps=state.deps,
+        usage=replace(state.usage),
+        messages=[m.to_wire() for m in state.messages],
+        run_id=state.run_id,
+        _nesting=_nesting(config, state),
+    )
+    try:
+        chosen = config.select_tools.select(context)
+        _check_forced_choice(state, chosen)
+    except ToolSelectionError as exc:
+        _apply(state, exc)
+        raise  # pragma: no cover - _apply raised
+    state.offered = chosen
+    state.tools = chosen.request_tools or None
+
+
+def _check_forced_choice(state: RunState, chosen: ToolSet) -> None:
+    """A `tool_choice` still forcing a call needs the tool (or any tool) it forces."""
+    choice = state.settings.tool_choice if state.settings is not None else None
+    if choice == "required" and not len(chosen):
+        raise ToolSelectionError("prepare_tools chose no tools while tool_choice='required'")
+    if isinstance(choice, Mapping):
+        name = choice.get("function", {}).get("name")
+        if name not in chosen:
+            raise ToolSelectionError(
+                f"prepare_tools left out '{name}', which tool_choice forces the model to call"
+            )
+
+
+def _offered(config: LoopConfig, state: RunState) -> ToolSet:
+    """The tools the model was offered this turn: a call to any other is a call to no tool."""
+    return config.tools if state.offered is None else state.offered
+
+
 def _out_of_time(config: LoopConfig, state: RunState, exc: APIError) -> AgentRunError:
     """The run's time ran out during a request: keep what it streamed, marked incomplete."""
     partial = getattr(exc, "partial", None)
@@ -265,7 +320,7 @@ def _out_of_time(config: LoopConfig, state: RunState, exc: APIError) -> AgentRun
         add_usage(state.usage, partial, state.messages)
         state.turns.append(TurnRecord(partial, incomplete=True))
     error = BudgetExceeded(
-        f"time budget exhausted: the run took more than {config.time_limit:g} s "
+        f"time budget exhausted: {time_spent(config, state)} "
         f"(a model request was cut off: {type(exc).__name__})",
         budget="time",
     )
@@ -280,7 +335,10 @@ def _accept(state: RunState, response: ChatCompletion) -> AssistantMessage:
     except APIError as exc:
         text = f"the model returned no answer: {exc}"
         raise model_request_error(exc, message=text, result=state.partial()) from exc
+    before = state.usage.total_tokens
     add_usage(state.usage, response, state.messages)
+    if state.parent is not None:  # inner runs side by side share the caller's budget
+        state.parent.charge(state.usage.total_tokens - before)
     message = _unique_call_ids(message)
     state.messages.append(message)
     logger.debug(
@@ -332,8 +390,12 @@ def _tool_turn(
     message: AssistantMessage,
     events: bool,
 ) -> Generator[Action, Any, StopRun | None]:
+    contexts = _Contexts(config, state)
     prepared = prepare_calls(
-        message.tool_calls or [], config.tools, _contexts(state), max_calls=config.max_tool_calls
+        message.tool_calls or [],
+        _offered(config, state),
+        contexts,
+        max_calls=config.max_tool_calls,
     )
     state.repeats.update(item.key for item in prepared)
     runaway = repeated_call(config, state.repeats, prepared)
@@ -350,7 +412,10 @@ def _tool_turn(
             yield Emit(started)
     outcomes: Sequence[CallOutcome | None] = [None] * len(prepared)
     if any(item.runnable for item in prepared):
-        outcomes = yield RunCalls(prepared, state.turn, time_left(config, state))
+        nesting = contexts.nesting if events else None
+        if nesting is not None and not any(isinstance(i.tool, AgentTool) for i in prepared):
+            nesting = None  # no inner run to listen to: the driver's plain path
+        outcomes = yield RunCalls(prepared, state.turn, time_left(config, state), nesting)
     records, stop = [], None
     for item, outcome in zip(prepared, outcomes, strict=True):
         record, stopped = _record(state, item, outcome)
@@ -376,23 +441,41 @@ def _tool_turn(
     return stop
 
 
-def _contexts(state: RunState) -> Any:
-    """``(tool_name, call_id) -> RunContext`` for tools that take one."""
-    wire: list[dict[str, Any]] = []  # built only if a tool takes a RunContext
+class _Contexts:
+    """``(tool_name, call_id) -> RunContext`` for the tools of a turn that take one."""
 
-    def context_for(name: str, call_id: str) -> RunContext[Any]:
-        if not wire:
-            wire.extend(m.to_wire() for m in state.messages)
+    __slots__ = ("config", "nesting", "state", "wire")
+
+    def __init__(self, config: LoopConfig, state: RunState) -> None:
+        self.config = config
+        self.state = state
+        self.wire: list[dict[str, Any]] = []  # built only if a tool takes a RunContext
+        self.nesting: Nesting | None = None  # shared by the turn's calls, made with the first
+
+    def __call__(self, name: str, call_id: str) -> RunContext[Any]:
+        state = self.state
+        if self.nesting is None:
+            self.wire.extend(m.to_wire() for m in state.messages)
+            self.nesting = _nesting(self.config, state)
         return RunContext(
             deps=state.deps,
             usage=replace(state.usage),
-            messages=wire,
+            messages=self.wire,
             tool_name=name,
             tool_call_id=call_id,
             run_id=state.run_id,
+            _nesting=self.nesting,
         )
 
-    return context_for
+
+def _nesting(config: LoopConfig, state: RunState) -> Nesting:
+    """What the calls of this turn pass on: the time and tokens the run has left."""
+    deadline = None
+    if state.deadline is not None:  # on time.monotonic, whatever the run's own clock
+        deadline = time.monotonic() + max(state.deadline - config.clock(), 0.0)
+    limit = config.max_total_tokens
+    tokens = None if limit is None else limit - state.usage.total_tokens
+    return Nesting(turn=state.turn, deadline=deadline, tokens=tokens, up=state.parent)
 
 
 def _record(
@@ -419,10 +502,35 @@ def _record(
         state.usage.tool_calls += 1
     if error is not None and error != DENIED and not item.skipped:
         state.failures[call.function.name] += 1
+    sub_run = _sub_run(item, outcome)
+    if sub_run is not None:
+        _add_into(state.usage, sub_run.usage)
     record = ToolCallRecord(
-        call.id, call.function.name, call.function.arguments, content, duration, error
+        call.id, call.function.name, call.function.arguments, content, duration, error, sub_run
     )
     return record, stop
+
+
+def _sub_run(item: PreparedCall, outcome: CallOutcome | None) -> RunResult[Any] | None:
+    """The run an agent tool's call made: finished, or the partial run of its error."""
+    if outcome is None or not isinstance(item.tool, AgentTool):
+        return None
+    if isinstance(outcome.value, NestedResult):
+        return outcome.value.result
+    partial = getattr(outcome.exception, "result", None)
+    return partial if isinstance(partial, RunResult) else None
+
+
+def _add_into(usage: RunUsage, inner: RunUsage) -> None:
+    # The caller's budget counts what its inner runs spent (each charged it as it went, for
+    # their siblings' sake; the totals move here, once).
+    usage.requests += inner.requests
+    usage.prompt_tokens += inner.prompt_tokens
+    usage.completion_tokens += inner.completion_tokens
+    usage.total_tokens += inner.total_tokens
+    usage.reasoning_tokens += inner.reasoning_tokens
+    usage.tool_calls += inner.tool_calls
+    usage.estimated = usage.estimated or inner.estimated
 
 
 def _tool_result(record: ToolCallRecord, turn: int, raised: BaseException | None) -> ToolResult:

@@ -10,7 +10,9 @@ from typing import Any
 
 from sfagent.messages import MessageBase
 from sfagent.result import RunResult, TurnRecord
+from sfagent.run._nested import Nesting
 from sfagent.run._output import OutputMode, OutputSpec
+from sfagent.run._prepare import ToolSelector
 from sfagent.settings import CheckedTools, ModelSettings
 from sfagent.tools import ToolSet
 from sfagent.usage import RunUsage
@@ -46,6 +48,8 @@ class LoopConfig:
     reset_tool_choice: bool = True
     text_tool_calls: bool = True
     clock: Callable[[], float] = time.monotonic
+    select_tools: ToolSelector | None = None
+    """The `prepare_tools` hook that chooses each turn's tools (``None``: all of them)."""
 
 
 @dataclass
@@ -72,6 +76,10 @@ class RunState:
     """Told what the run learned about the endpoint, so the agent's next runs know it too."""
     run_id: str | None = None
     """The caller's id for the run; tools see it (and their idempotency keys) in `RunContext`."""
+    parent: Nesting | None = None
+    """The budgets of the run this one runs inside (an agent called as a tool), if any."""
+    offered: ToolSet | None = None
+    """The tools this turn offers when `prepare_tools` chose them (``None``: all of them)."""
 
     def partial(self) -> RunResult[Any]:
         """The run so far, for an `AgentRunError` to carry."""

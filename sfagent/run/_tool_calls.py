@@ -15,6 +15,7 @@ from sfagent._text import shorten
 from sfagent.context import RunContext
 from sfagent.exceptions import ModelRetry, ToolArgumentsError, ToolOutputError
 from sfagent.messages import ToolCall
+from sfagent.run._nested import NestedResult
 from sfagent.tools import Tool, ToolSet, tool_result_text
 
 DENIED = "denied"
@@ -141,8 +142,11 @@ def render_outcome(item: PreparedCall, outcome: CallOutcome | None) -> tuple[str
         detail = shorten(str(exc), _MAX_ERROR_ECHO)
         text = f"Error: tool '{name}' failed: {type(exc).__name__}: {detail}"
         return text, text
+    value = outcome.value
+    if isinstance(value, NestedResult):  # an agent tool's run: the model reads its answer
+        value = value.output
     try:
-        return tool_result_text(outcome.value), None
+        return tool_result_text(value), None
     except ToolOutputError as exc:
         text = f"Error: tool '{name}' returned a value that cannot be sent: {exc}"
         return text, text

@@ -12,8 +12,14 @@ from dbos import DBOS
 from sfagent import Agent, RunContext, tool
 from sfagent.durable import DurableAgent, DurableRunError
 from sfagent.durable._dbos import WORKFLOW_NAME, _agent_run
-from sfagent.exceptions import BudgetExceeded, MaxTurnsExceeded, UserError
-from sfagent.testing import Reply, ScriptedModel, ScriptedToolCall
+from sfagent.exceptions import (
+    AuthenticationError,
+    BudgetExceeded,
+    MaxTurnsExceeded,
+    ModelRequestError,
+    UserError,
+)
+from sfagent.testing import LoopbackServer, Reply, ScriptedModel, ScriptedToolCall
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -39,9 +45,9 @@ async def step_names(run_id: str) -> list[str]:
     return [step["function_name"] for step in await DBOS.list_workflow_steps_async(run_id)]
 
 
-async def test_each_model_request_and_tool_call_is_a_step(dbos_url: str) -> None:
+async def test_each_model_request_and_tool_call_is_a_step(dbos_db_url: str) -> None:
     model = two_calls_then_answer()
-    durable = DurableAgent(Agent(model, tools=[add]), name="adder-steps")
+    durable = DurableAgent(Agent(model, tools=[add]), name="adder-steps", replace=True)
     seen_keys.clear()
     result = await durable.run("add them", run_id="run-steps")
     assert result.output == "3 and 7"
@@ -102,6 +108,27 @@ async def test_a_run_that_hits_a_limit_raises_the_same_error_with_its_messages(
     with pytest.raises(MaxTurnsExceeded):  # the recorded error, not a new run
         await durable.run("loop", run_id="run-limit")
     assert len(model.requests) == 2
+
+
+async def test_a_run_ended_by_an_api_error_raises_it_again_from_its_record(
+    dbos_db_url: str,
+) -> None:
+    # The error a failed request ends a run with is made at run time (a ModelRequestError
+    # and an AuthenticationError at once); DBOS must record it, and give the same one back.
+    with LoopbackServer([Reply.error(401, {"code": 20001, "message": "bad key"})]) as server:
+        agent = Agent("Qwen/Qwen3-8B", api_key="sk-durable-401", base_url=server.base_url)
+        durable = DurableAgent(agent, name="refused", replace=True)
+        try:
+            with pytest.raises(AuthenticationError) as first:
+                await durable.run("hi", run_id="run-401")
+            with pytest.raises(AuthenticationError) as again:
+                await durable.run("hi", run_id="run-401")
+        finally:
+            await agent.aclose()
+    assert isinstance(first.value, ModelRequestError)
+    assert type(again.value) is type(first.value)
+    assert (again.value.status_code, again.value.code) == (401, 20001)
+    assert len(server.requests) == 1  # the second answer came from the record
 
 
 async def test_a_run_past_its_time_limit_sends_nothing() -> None:

@@ -46,10 +46,13 @@ async def pending_of(run_id: str, url: str) -> Any:
     return await asyncio.to_thread(pending_approval, run_id, database_url=url, wait=20)
 
 
-async def test_the_run_waits_for_an_approval_and_goes_on_with_it(dbos_url: str) -> None:
+async def test_the_run_waits_for_an_approval_and_goes_on_with_it(dbos_db_url: str) -> None:
+    dbos_url = dbos_db_url
     deleted.clear()
     durable = DurableAgent(
-        Agent(asks_to_delete(), tools=[delete_file], approve=wait_for_approval), name="cleaner-yes"
+        Agent(asks_to_delete(), tools=[delete_file], approve=wait_for_approval),
+        name="cleaner-yes",
+        replace=True,  # once per backend
     )
     started = await durable.start("clean up", run_id="run-approve")
     pending = await pending_of("run-approve", dbos_url)

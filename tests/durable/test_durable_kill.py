@@ -86,8 +86,8 @@ def tools_answered(server: LoopbackServer) -> list[int]:
     ]
 
 
-def test_a_killed_run_finishes_from_its_last_step(tmp_path: Path) -> None:
-    db, log = sqlite_url(tmp_path / "dbos.sqlite"), tmp_path / "tools.log"
+def test_a_killed_run_finishes_from_its_last_step(db_url: str, tmp_path: Path) -> None:
+    db, log = db_url, tmp_path / "tools.log"
     with LoopbackServer(one_city_a_turn) as server:
         start_and_kill_in_lhasa(server, db, log, limit=0)
         assert tools_answered(server) == [0, 1]
@@ -121,9 +121,9 @@ def test_a_time_limit_spans_the_recovery(tmp_path: Path) -> None:
 
 
 def test_an_approval_sent_while_no_process_runs_the_run_is_taken_up_at_restart(
-    tmp_path: Path,
+    db_url: str, tmp_path: Path
 ) -> None:
-    db, log = sqlite_url(tmp_path / "dbos.sqlite"), tmp_path / "tools.log"
+    db, log = db_url, tmp_path / "tools.log"
 
     def reply(request: RecordedRequest) -> Reply:
         messages = request.json["messages"]
