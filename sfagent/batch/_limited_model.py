@@ -14,9 +14,10 @@ go straight to the model and are only counted (a 429 is then the client's to ret
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
 
-from sfagent.batch._limiter import RateLimiter, estimate_tokens
+from sfagent.batch._limiter import RateLimits, estimate_tokens
 from sfagent.exceptions import RateLimitError, UserError
 
 if TYPE_CHECKING:
@@ -24,11 +25,33 @@ if TYPE_CHECKING:
     from sfagent.models import AsyncModelStream, Model, ModelStream
     from sfagent.settings import ChatRequest
 
-__all__ = ["MAX_RATE_LIMITED", "LimitedModel", "Timeline"]
+__all__ = ["MAX_RATE_LIMITED", "Admission", "AdmissionSlot", "LimitedModel", "Timeline"]
 
 MAX_RATE_LIMITED = 6
 """Times one request may be refused with a 429 before the task fails (SiliconFlow's guidance:
 back off and retry at most about six times; each refusal also counts against the RPM)."""
+
+
+class AdmissionSlot(Protocol):
+    """A request's turn under a limiter (`Slot` is one)."""
+
+    def settle(self, actual_tokens: int) -> None:
+        """Charge the request's real usage."""
+
+    def rate_limited(self, retry_after: float | None = None) -> None:
+        """Report a 429 for the request, slowing everyone sharing the limits."""
+
+
+class Admission(Protocol):
+    """What admits a batch's requests: a `RateLimiter` in one process, or a limiter shared
+    by many through a database (``sfagent.durable``'s `SharedRateLimiter`)."""
+
+    @property
+    def limits(self) -> RateLimits:
+        """The limits kept."""
+
+    def request(self, estimate: int) -> AbstractAsyncContextManager[AdmissionSlot]:
+        """Wait for a turn for a request estimated at `estimate` tokens."""
 
 
 class Timeline:
@@ -63,7 +86,7 @@ class LimitedModel:
         timeline: Where requests and tokens are tallied per second.
     """
 
-    def __init__(self, model: Model, limiter: RateLimiter | None, timeline: Timeline) -> None:
+    def __init__(self, model: Model, limiter: Admission | None, timeline: Timeline) -> None:
         self.model = model
         self.limiter = limiter
         self.timeline = timeline

@@ -34,13 +34,13 @@ from sfagent.batch._tasks import Task, TaskSource
 from sfagent.batch.pricing import SILICONFLOW_PRICES, PriceTable
 from sfagent.batch.runner import (
     BatchSummary,
+    RecordTally,
     TaskRecord,
-    _as_tasks,
-    _Counts,
-    _currency,
-    _record,
+    as_tasks,
     batch_fingerprint,
+    currency_for,
     open_journal,
+    task_record,
 )
 from sfagent.client.batch_api import (
     MAX_LINES_PER_FILE,
@@ -158,7 +158,7 @@ class BatchAPIRunner:
         _check_agent(agent)
         self.model_name = agent.model_name
         self.prices = prices
-        self.currency = _currency(prices, self.model_name)
+        self.currency = currency_for(prices, self.model_name)
         self.completion_window = completion_window
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -207,7 +207,7 @@ class BatchAPIRunner:
             ConfigMismatchError: The journal holds another batch (or ``resume`` is false).
             APITimeoutError: A batch outlasted ``timeout`` (resume later: it is found again).
         """
-        source = tasks if isinstance(tasks, TaskSource) else _as_tasks(tasks)
+        source = tasks if isinstance(tasks, TaskSource) else as_tasks(tasks)
         template = (
             source.template.text if isinstance(source, TaskSource) and source.template else None
         )
@@ -215,7 +215,7 @@ class BatchAPIRunner:
         # batch can take then leaves no job behind to refuse the corrected command.
         plan = self._plan(source)
         journal = self._open_journal(template, resume=resume, force=force)
-        started, counts = time.monotonic(), _Counts()
+        started, counts = time.monotonic(), RecordTally()
         self.batches = {}
         try:
             if journal is not None:
@@ -265,7 +265,7 @@ class BatchAPIRunner:
     # --- submitting and waiting --------------------------------------------------------------
 
     async def _run_plan(
-        self, plan: _Plan, journal: Journal | None, counts: _Counts, *, resume: bool
+        self, plan: _Plan, journal: Journal | None, counts: RecordTally, *, resume: bool
     ) -> AsyncIterator[TaskRecord]:
         submitted = await self._submit_all(plan, journal, resume=resume)
         self.running = sum(_count_pending(s.file, plan.pending) for s in submitted)
@@ -339,7 +339,7 @@ class BatchAPIRunner:
         done: _Submitted,
         pending: dict[str, Task],
         journal: Journal | None,
-        counts: _Counts,
+        counts: RecordTally,
     ) -> AsyncIterator[TaskRecord]:
         """The records of a finished batch's tasks, each committed before it is yielded."""
         results = (await self._api.results(done.batch)).results
@@ -370,7 +370,7 @@ class BatchAPIRunner:
         cost = None
         if self.prices is not None and run is not None:
             cost = self.prices.cost(self.model_name, run.usage, batch=True)
-        record = _record(task, run, error, cost, self.currency, attempt)
+        record = task_record(task, run, error, cost, self.currency, attempt)
         started, finished = _times(batch)
         record.update(
             latency=max(finished - started, 0.0), started_at=started, finished_at=finished

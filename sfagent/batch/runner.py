@@ -36,7 +36,7 @@ from typing import Any
 from sfagent.agent import Agent
 from sfagent.batch._journal import JobInfo, Journal, SQLiteJournal
 from sfagent.batch._journal_steps import JournalSteps
-from sfagent.batch._limited_model import LimitedModel, Timeline
+from sfagent.batch._limited_model import Admission, LimitedModel, Timeline
 from sfagent.batch._limiter import RateLimiter, RateLimits, check_completion_allowance
 from sfagent.batch._tasks import Task, TaskSource, load_tasks
 from sfagent.batch.pricing import SILICONFLOW_PRICES, Budget, PriceTable
@@ -119,7 +119,7 @@ class BatchRunner:
         self.concurrency = concurrency
         self.model_name = agent.model_name
         self.prices = prices
-        self.currency = _currency(prices, self.model_name)
+        self.currency = currency_for(prices, self.model_name)
         self.budget = None if budget is None else Budget(budget, currency=self.currency)
         self.transcripts = transcripts
         self.timeline = Timeline()
@@ -127,7 +127,7 @@ class BatchRunner:
         self.limiter = limiter or (RateLimiter(limits) if limits is not None else None)
         if self.limiter is not None:
             check_completion_allowance(_settings_body(agent), self.limiter.limits)
-        self._agent = _batch_agent(agent, self.limiter, self.timeline)
+        self._agent = limited_agent(agent, self.limiter, self.timeline)
         self._journal_arg = journal
         self._job_id = job_id
         self.summary: BatchSummary | None = None
@@ -167,7 +167,7 @@ class BatchRunner:
             TaskError: A row that cannot become a task (raised when it is reached; for the
                 first row, before the journal records anything).
         """
-        source = tasks if isinstance(tasks, TaskSource) else _as_tasks(tasks)
+        source = tasks if isinstance(tasks, TaskSource) else as_tasks(tasks)
         template = (
             source.template.text if isinstance(source, TaskSource) and source.template else None
         )
@@ -182,7 +182,7 @@ class BatchRunner:
         # A job just created holds no task: nothing to look up before each one starts.
         fresh = opened is None or not opened[1].resumed
         pending = rest if first is None else itertools.chain((first,), rest)
-        started, counts = time.monotonic(), _Counts()
+        started, counts = time.monotonic(), RecordTally()
         try:
             if journal is not None:
                 for earlier in journal.results():
@@ -211,7 +211,7 @@ class BatchRunner:
     # --- one start ---------------------------------------------------------------------------
 
     async def _run_all(
-        self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts, *, fresh: bool
+        self, tasks: Iterator[Task], journal: Journal | None, counts: RecordTally, *, fresh: bool
     ) -> AsyncIterator[TaskRecord]:
         finished: asyncio.Queue[TaskRecord | None] = asyncio.Queue(maxsize=self.concurrency)
 
@@ -236,7 +236,9 @@ class BatchRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
 
-    def _next(self, tasks: Iterator[Task], journal: Journal | None, counts: _Counts) -> Task | None:
+    def _next(
+        self, tasks: Iterator[Task], journal: Journal | None, counts: RecordTally
+    ) -> Task | None:
         """The next task to start; `journal` (when resuming) tells which ones are finished."""
         for task in tasks:
             if journal is not None and journal.status(task.id) in ("done", "failed"):
@@ -248,7 +250,7 @@ class BatchRunner:
         return None
 
     async def _run_task(
-        self, task: Task, journal: Journal | None, counts: _Counts, *, fresh: bool
+        self, task: Task, journal: Journal | None, counts: RecordTally, *, fresh: bool
     ) -> TaskRecord:
         attempt = 1
         if journal is not None and fresh:
@@ -271,7 +273,7 @@ class BatchRunner:
         finally:
             self.running -= 1
         cost = self._cost(result)
-        record = _record(task, result, error, cost, self.currency, attempt)
+        record = task_record(task, result, error, cost, self.currency, attempt)
         record.update(latency=time.monotonic() - clock, started_at=started, finished_at=time.time())
         if self.transcripts and result is not None:
             record["transcript"] = result.messages
@@ -328,7 +330,9 @@ def open_journal(
 
 
 @dataclass
-class _Counts:
+class RecordTally:
+    """Counts records as they come, for the `BatchSummary` of one start."""
+
     done: int = 0
     failed: int = 0
     resumed: int = 0
@@ -338,6 +342,7 @@ class _Counts:
     replayed_steps: int = 0
 
     def count(self, record: TaskRecord, *, tokens: int = 0) -> None:
+        """Count one task's record; `tokens` it used in this start (0 for replayed records)."""
         if record.get("status") == "done":
             self.done += 1
         else:
@@ -350,6 +355,7 @@ class _Counts:
             self.cost += Decimal(str(cost))
 
     def summary(self, currency: str, seconds: float) -> BatchSummary:
+        """The summary of what was counted."""
         return BatchSummary(
             done=self.done,
             failed=self.failed,
@@ -363,12 +369,13 @@ class _Counts:
         )
 
 
-def _currency(prices: PriceTable | None, model: str) -> str:
+def currency_for(prices: PriceTable | None, model: str) -> str:
+    """The currency of `model`'s price (CNY when the table has none)."""
     price = prices.get(model) if prices is not None else None
     return price.currency if price is not None else "CNY"
 
 
-def _batch_agent(agent: Agent[Any, Any], limiter: RateLimiter | None, timeline: Timeline) -> Any:
+def limited_agent(agent: Agent[Any, Any], limiter: Admission | None, timeline: Timeline) -> Any:
     """The agent the batch runs: every request tallied on `timeline` and, when there is a
     limiter, admitted by it (429s then left to the limiter, not the HTTP client)."""
     model = agent.model
@@ -389,14 +396,15 @@ def _settings_body(agent: Agent[Any, Any]) -> dict[str, Any]:
     return settings.to_body() if settings is not None else {}
 
 
-def _as_tasks(tasks: Iterable[Any]) -> TaskSource | Iterable[Task]:
+def as_tasks(tasks: Iterable[Any]) -> TaskSource | Iterable[Task]:
+    """Tasks as given, or prompts and rows loaded with `load_tasks`."""
     items = tasks if isinstance(tasks, (list, tuple)) else list(tasks)
     if items and all(isinstance(t, Task) for t in items):
         return items
     return load_tasks(items)
 
 
-def _record(
+def task_record(
     task: Task,
     result: RunResult[Any] | None,
     error: BaseException | None,
@@ -404,6 +412,7 @@ def _record(
     currency: str,
     attempt: int,
 ) -> TaskRecord:
+    """One task's result record (see `BatchRunner.run`), without latency and times."""
     from pydantic_core import to_jsonable_python
 
     usage = result.usage if result is not None else None

@@ -21,8 +21,9 @@ from sfagent.cli._load import CLIError
 if TYPE_CHECKING:
     from sfagent.agent import Agent
     from sfagent.batch.runner import BatchRunner, BatchSummary
+    from sfagent.durable import DurableBatch
 
-__all__ = ["BatchOptions", "run_batch_command"]
+__all__ = ["BatchOptions", "Progress", "run_batch_command", "summary_line", "write_batch_report"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class BatchOptions:
     base_url: str | None = None
     completion_window: str = "24h"
     poll_interval: float = 60.0
+    job: str | None = None
 
 
 def journal_path(options: BatchOptions) -> Path:
@@ -78,7 +80,7 @@ def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str
     except EstimateTooLargeError as exc:
         flag = f"--{exc.limit_name.lower()}"
         raise CLIError(f"{flag} {exc.limit} is too low: {exc}") from None
-    progress = _Progress.start(runner, tasks, err) if options.progress else None
+    progress = Progress.start(runner, tasks, err) if options.progress else None
     started = time.time()
     try:
         asyncio.run(_write_results(runner, tasks, options, progress))
@@ -93,15 +95,15 @@ def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str
             progress.close()
     summary = runner.summary
     assert summary is not None  # set when the run ends
-    err.write(_summary_line(summary, options) + "\n")
+    err.write(summary_line(summary, options) + "\n")
     if options.report:
-        _write_report(runner, options, started)
+        write_batch_report(runner, options, started)
         err.write(f"report: {options.report}\n")
     return 0 if summary.failed == 0 and summary.not_started == 0 else 1
 
 
 async def _write_results(
-    runner: BatchRunner, tasks: Any, options: BatchOptions, progress: _Progress | None
+    runner: BatchRunner, tasks: Any, options: BatchOptions, progress: Progress | None
 ) -> None:
     # Opened at the first record, not before: a batch refused at the start (another batch's
     # journal) leaves the results file of the earlier one as it was.
@@ -157,11 +159,12 @@ def _via_batch_api(agent: Agent[Any, Any], tasks: Any, options: BatchOptions, er
     except ConfigMismatchError as exc:
         raise CLIError(f"{exc} ({journal_path(options)}): add --resume to continue it") from None
     assert summary is not None
-    err.write(_summary_line(summary, options) + "\n")
+    err.write(summary_line(summary, options) + "\n")
     return 0 if summary.failed == 0 else 1
 
 
-def _summary_line(summary: BatchSummary, options: BatchOptions) -> str:
+def summary_line(summary: BatchSummary, options: BatchOptions) -> str:
+    """The line that ends a batch: counts, tokens, cost, time, where the results are."""
     cost = "unknown" if summary.cost is None else f"{summary.cost:.4f} {summary.currency}"
     parts = [
         f"{summary.done} done",
@@ -177,7 +180,10 @@ def _summary_line(summary: BatchSummary, options: BatchOptions) -> str:
     return f"batch: {', '.join(parts)}; results in {options.out}"
 
 
-def _write_report(runner: BatchRunner, options: BatchOptions, started: float) -> None:
+def write_batch_report(
+    runner: BatchRunner | DurableBatch, options: BatchOptions, started: float
+) -> None:
+    """Write ``--report``'s page from the results file and the runner's timeline."""
     from sfagent.batch.report import write_report
 
     assert options.report is not None
@@ -193,11 +199,11 @@ def _write_report(runner: BatchRunner, options: BatchOptions, started: float) ->
         )
 
 
-class _Progress:
+class Progress:
     """The live line on a terminal: done/failed/running, rate against the limits, tokens,
     cost and time left. tqdm draws it (see docs/design.md); nothing is drawn off a terminal."""
 
-    def __init__(self, runner: BatchRunner, total: int | None, err: IO[str]) -> None:
+    def __init__(self, runner: BatchRunner | DurableBatch, total: int | None, err: IO[str]) -> None:
         from tqdm import tqdm
 
         self.runner = runner
@@ -207,7 +213,7 @@ class _Progress:
         self.cost = Decimal(0)
 
     @classmethod
-    def start(cls, runner: BatchRunner, tasks: Any, err: IO[str]) -> _Progress | None:
+    def start(cls, runner: BatchRunner | DurableBatch, tasks: Any, err: IO[str]) -> Progress | None:
         if not (hasattr(err, "isatty") and err.isatty()):
             return None
         return cls(runner, sum(1 for _ in tasks), err)  # counted once, for the time left

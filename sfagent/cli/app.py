@@ -7,6 +7,8 @@ sfagent tools FILE_OR_MODULE          the `tools` JSON exactly as sent
 sfagent models                        the model ids your key can use
 sfagent batch TASKS --agent FILE --out RESULTS
                                       many tasks, under rate limits, resumable
+                                      (--engine dbos: on workers on many machines)
+sfagent worker --agent FILE           run such a batch's tasks, on any machine
 sfagent pending RUN_ID                the call a durable run waits to have approved
 sfagent approve RUN_ID [--deny]       answer it, from any process
 ```
@@ -45,7 +47,7 @@ EXIT_CODES: dict[int, str] = {
     2: "usage error: bad option, file, module, tools, prompt file, missing key",
     3: "the API failed: an HTTP error status, a connection error or a timeout",
     4: "approve/pending: no durable run with that id",
-    5: "approve/pending: the durable runs' database cannot be reached or read",
+    5: "approve/pending/worker/batch --engine dbos: DBOS's database cannot be reached or read",
     70: "internal error (a bug: rerun with --debug for the traceback)",
     130: "interrupted (Ctrl-C)",
 }
@@ -157,14 +159,51 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         base_url=args.base_url,
         completion_window=args.completion_window,
         poll_interval=args.poll_interval,
+        job=args.job,
     )
+    if args.engine == "dbos":
+        _check_dbos_options(args)
+    elif args.database_url or args.job:
+        raise CLIError("--database-url and --job go with --engine dbos")
     args.target, args.stream = args.agent, False
     if options.via_batch_api and (args.offline or not _key_set()):
         raise CLIError("--via batch-api needs SILICONFLOW_API_KEY: the demo model has no batch API")
     # What the agent's file prints must not mix with the progress line.
     with contextlib.redirect_stdout(sys.stderr):
         agent, _, _ = _agent_for(args)
+        if args.engine == "dbos":
+            from sfagent.cli._distributed import agent_name_for, database_url, run_dbos_batch
+
+            name = args.name or agent_name_for(args.agent)
+            url = database_url(args.database_url)
+            return run_dbos_batch(agent, name, options, url, sys.stderr)
         return run_batch_command(agent, options, sys.stderr)
+
+
+def _check_dbos_options(args: argparse.Namespace) -> None:
+    if args.via == "batch-api":
+        raise CLIError("--engine dbos runs tasks on your workers: it cannot go --via batch-api")
+    if args.journal or args.force:
+        raise CLIError(
+            "--engine dbos keeps its record in the database: --journal and --force do not "
+            "apply (--resume continues a --job)"
+        )
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from sfagent.cli._distributed import (
+        agent_name_for,
+        database_url,
+        default_worker_id,
+        run_worker,
+    )
+
+    args.target, args.stream = args.agent, False
+    with contextlib.redirect_stdout(sys.stderr):
+        agent, _, _ = _agent_for(args)
+    name = args.name or agent_name_for(args.agent)
+    worker_id = args.worker_id or default_worker_id()
+    return run_worker(agent, name, database_url(args.database_url), worker_id, sys.stderr)
 
 
 def _key_set() -> bool:
@@ -398,8 +437,60 @@ def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --via batch-api: seconds between polls (60)",
     )
+    batch.add_argument(
+        "--engine",
+        choices=["local", "dbos"],
+        default="local",
+        help="dbos: put the tasks on a durable queue for `sfagent worker`s on any machine",
+    )
+    _database_url_option(batch)
+    batch.add_argument("--job", metavar="ID", help="with --engine dbos: the job's id (TASKS' name)")
+    _name_option(batch)
     _agent_options(batch, stream=False)
     batch.set_defaults(command="batch", handler=_cmd_batch)
+
+    worker = sub.add_parser(
+        "worker",
+        parents=[common],
+        help="run the tasks of `sfagent batch --engine dbos` (on any number of machines)",
+        description="Take tasks of the agent's batches from the database's durable queue and "
+        "run them, until Ctrl-C or SIGTERM. Tasks in progress at a stop (or a crash) resume "
+        "from their last recorded step when a worker with the same --worker-id starts.",
+    )
+    worker.add_argument(
+        "--agent",
+        required=True,
+        metavar="FILE_OR_MODULE",
+        help="the same agent the batch was submitted with (:NAME to pick one)",
+    )
+    _database_url_option(worker)
+    worker.add_argument(
+        "--worker-id",
+        metavar="ID",
+        help="this worker's stable, unique id (default: the machine's name; give each "
+        "worker on one machine its own)",
+    )
+    _name_option(worker)
+    _agent_options(worker, stream=False)
+    worker.set_defaults(command="worker", handler=_cmd_worker)
+
+
+def _database_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="DBOS's system database, postgresql://... across machines (default: "
+        "$DBOS_SYSTEM_DATABASE_URL, else ./sfagent-durable.sqlite)",
+    )
+
+
+def _name_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--name",
+        metavar="NAME",
+        help="with --engine dbos: the agent's name on the queue, the same for the batch and "
+        "its workers (default: the agent file's name, with :NAME)",
+    )
 
 
 def _target(parser: argparse.ArgumentParser) -> None:

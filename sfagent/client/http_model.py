@@ -11,7 +11,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from sfagent._secret import Secret
-from sfagent.client.config import resolve_api_key
+from sfagent.client.config import resolve_api_key, resolve_base_url
 from sfagent.exceptions import UserError
 from sfagent.messages import ChatCompletion
 from sfagent.models import AsyncModelStream, ModelStream
@@ -96,6 +96,14 @@ class HTTPModel:
         return HTTPModel(
             api_key=self._api_key.value, base_url=self._options["base_url"], retry=retry
         )
+
+    @property
+    def base_url(self) -> str:
+        """Where requests go: the given client's base URL, else this model's (resolved)."""
+        given = self._client or self._async_client
+        if given is not None:
+            return str(given.base_url)
+        return resolve_base_url(self._options["base_url"])
 
     def _check_key(self) -> None:
         resolve_api_key(self._api_key.value)  # fail now, not at the first request

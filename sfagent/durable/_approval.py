@@ -247,3 +247,35 @@ def _status(database: _Database, run_id: str) -> str:
     if not found:
         raise RunNotFoundError(f"no durable run {run_id!r} in {database.shown}")
     return str(found[0].status)
+
+
+def check_reachable(database_url: str, *, timeout: float = 10.0) -> None:
+    """Connect to a PostgreSQL system database once, to fail fast (DBOS itself would retry
+    for ever); a SQLite one is created where it is missing, so it is not checked.
+
+    Raises:
+        UserError: The URL is neither SQLite nor PostgreSQL.
+        SystemDatabaseError: The server cannot be reached or refuses the login (the password
+            masked).
+    """
+    url = _parsed(database_url)
+    if url.get_backend_name() == "sqlite":
+        return
+    password = Secret(url.password if isinstance(url.password, str) else None)
+    shown = url.render_as_string(hide_password=True)
+    engine = sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        connect_args={"connect_timeout": max(1, math.ceil(timeout))},
+        poolclass=sa.pool.NullPool,
+    )
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        said = password.redact(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+        raise SystemDatabaseError(
+            f"cannot reach DBOS's system database at {shown}: {type(cause).__name__}: {said}"
+        ) from None
+    finally:
+        engine.dispose()

@@ -37,13 +37,16 @@ from sfagent.steps import STEP_KEY_VERSION
 __all__ = [
     "APPROVAL_EVENT",
     "APP_VERSION",
+    "STARTED_STEP",
     "WORKFLOW_NAME",
     "DBOSSteps",
     "DurableAgent",
     "DurableRun",
     "DurableRunError",
     "launch",
+    "registered_agent",
     "shutdown",
+    "system_database_url",
     "wait_for_approval",
 ]
 
@@ -75,6 +78,7 @@ READABLE_FORMATS = frozenset({STEP_KEY_VERSION})
 """Step formats this release can resume (see `sfagent.steps.STEP_KEY_VERSION`)."""
 
 _AGENTS: dict[str, DurableAgent[Any, Any]] = {}
+_LAUNCHED: dict[str, str] = {}
 
 
 class DurableRunError(SFAgentError):
@@ -281,7 +285,7 @@ class DurableAgent(Generic[DepsT, OutputT]):
 
 @DBOS.workflow(name=WORKFLOW_NAME)
 async def _agent_run(spec: dict[str, Any]) -> RunResult[Any]:
-    durable = _registered(spec)
+    durable = registered_agent(spec)
     started: float = await DBOS.run_step_async({"name": STARTED_STEP}, time.time)
     return await durable.agent.run(
         spec["prompt"],
@@ -293,8 +297,12 @@ async def _agent_run(spec: dict[str, Any]) -> RunResult[Any]:
     )
 
 
-def _registered(spec: dict[str, Any]) -> DurableAgent[Any, Any]:
-    """The agent a run's spec names, once its step format is known to be readable."""
+def registered_agent(spec: dict[str, Any]) -> DurableAgent[Any, Any]:
+    """The agent a run's spec names, once its step format is known to be readable.
+
+    Raises:
+        DurableRunError: The format is unknown or the agent is not registered here.
+    """
     found = spec.get("format")
     if found not in READABLE_FORMATS:
         raise DurableRunError(
@@ -336,6 +344,7 @@ def launch(
     name: str = APP_NAME,
     executor_id: str | None = None,
     app_version: str = APP_VERSION,
+    queues: Sequence[str] = (),
     **config: Any,
 ) -> None:
     """Configure and launch DBOS; pending runs of this executor are resumed.
@@ -352,6 +361,9 @@ def launch(
         executor_id: This process's stable, unique id among the workers (DBOS resumes a
             crashed process's runs in the process that comes back with its id).
         app_version: Pinned so that upgrades do not strand pending runs (see `APP_VERSION`).
+        queues: The DBOS queues this process takes work from (a batch worker's; see
+            `serve`). None by default, so that a process running its own durable runs never
+            picks up another's batch tasks.
         **config: Further `DBOSConfig` keys.
     """
     if database_url is None:
@@ -369,12 +381,27 @@ def launch(
         settings["executor_id"] = executor_id
     settings.update(config)  # type: ignore[typeddict-item]
     DBOS(config=settings)
+    DBOS.listen_queues(list(queues))
     DBOS.launch()
+    _LAUNCHED["database_url"] = database_url
+
+
+def system_database_url() -> str:
+    """The system database DBOS was launched with in this process (by `launch`).
+
+    Raises:
+        DurableRunError: DBOS was not launched through `launch`.
+    """
+    url = _LAUNCHED.get("database_url")
+    if url is None:
+        raise DurableRunError("DBOS was not launched with sfagent.durable.launch() here")
+    return url
 
 
 def shutdown() -> None:
     """Stop DBOS in this process (runs in progress stay pending, to resume at next launch)."""
     DBOS.destroy()
+    _LAUNCHED.clear()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
