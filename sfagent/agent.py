@@ -546,7 +546,7 @@ class Agent(Generic[DepsT, OutputT]):
                 return None
         from sfagent.tracing._otel import run_trace
 
-        return run_trace(settings, self._config.model)
+        return run_trace(settings, self._config.model, self._options.api_key.value)
 
     def _policy(self, deps: Any) -> ToolPolicy:
         from sfagent.run._invoke import ToolPolicy

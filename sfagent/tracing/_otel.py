@@ -11,7 +11,9 @@ whichever thread or task runs it.
 
 from __future__ import annotations
 
+import os
 import threading
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -21,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from sfagent._observe import TRY_OBSERVER
+from sfagent._secret import Secret
 from sfagent._version import __version__
 from sfagent.events import Event, RunFinished
 from sfagent.messages import ChatCompletion, ChatCompletionChunk
@@ -36,9 +39,15 @@ _TRACERS: dict[int, tuple[TracingSettings, Tracer]] = {}
 _MAX_TRACERS = 64
 
 
-def run_trace(settings: TracingSettings, model_name: str) -> RunSpans | None:
+def run_trace(
+    settings: TracingSettings, model_name: str, api_key: str | None = None
+) -> RunSpans | None:
     """The spans of one run of an agent whose requests name `model_name`; ``None`` while no
-    tracer provider is configured (every span would be a non-recording one)."""
+    tracer provider is configured (every span would be a non-recording one).
+
+    `api_key` (else ``SILICONFLOW_API_KEY``) is cut out of everything a span records: a
+    tool may echo it into its result, its error, or the next request's messages.
+    """
     provider = settings.tracer_provider
     if provider is None:
         provider = trace.get_tracer_provider()
@@ -46,7 +55,11 @@ def run_trace(settings: TracingSettings, model_name: str) -> RunSpans | None:
         # A provider set mid-run would record its later spans without their run's: none is
         # better than orphans, and this run costs what an untraced one does.
         return None
-    return RunSpans(_tracer(settings), settings, model_name)
+    key = api_key if api_key is not None else os.environ.get(_API_KEY_ENV, "").strip()
+    return RunSpans(_tracer(settings), settings, model_name, Secret(key or None))
+
+
+_API_KEY_ENV = "SILICONFLOW_API_KEY"  # sfagent.client.config.API_KEY_ENV, without the client
 
 
 def _tracer(settings: TracingSettings) -> Tracer:
@@ -68,10 +81,19 @@ def _tracer(settings: TracingSettings) -> Tracer:
 class RunSpans:
     """One run's ``invoke_agent`` span and the spans under it (implements `RunTrace`)."""
 
-    __slots__ = ("_context", "content", "model_name", "provider", "settings", "tracer")
+    __slots__ = (
+        "_context", "content", "model_name", "provider", "secret", "settings", "tracer",
+    )  # fmt: skip
 
-    def __init__(self, tracer: Tracer, settings: TracingSettings, model_name: str) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        settings: TracingSettings,
+        model_name: str,
+        secret: Secret | None = None,
+    ) -> None:
         self.tracer = tracer
+        self.secret = secret or Secret(None)
         self.settings = settings
         self.model_name = model_name
         self.provider = settings.provider_name
@@ -101,11 +123,11 @@ class RunSpans:
                     result = event.result
                 yield event
         except BaseException as exc:
-            _end_run(span, None, exc)
+            _end_run(span, None, exc, self.secret)
             raise
         finally:
             getattr(events, "close", _nothing)()
-        _end_run(span, result, None)
+        _end_run(span, result, None, self.secret)
 
     async def aevents(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         """`events` of an async run inside the run's span."""
@@ -117,13 +139,13 @@ class RunSpans:
                     result = event.result
                 yield event
         except BaseException as exc:
-            _end_run(span, None, exc)
+            _end_run(span, None, exc, self.secret)
             raise
         finally:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-        _end_run(span, result, None)
+        _end_run(span, result, None, self.secret)
 
     def _begin(self) -> Span:
         name = self.settings.agent_name
@@ -144,21 +166,36 @@ def _nothing() -> None:
     return None
 
 
-def _end_run(span: Span, result: Any, error: BaseException | None) -> None:
+def _end_run(span: Span, result: Any, error: BaseException | None, secret: Secret) -> None:
     if span.is_recording():
         partial = getattr(error, "result", None) if error is not None else result
         usage = getattr(partial, "usage", None)
         if usage is not None:
             span.set_attributes(attrs.run_usage_attributes(usage))
         if error is not None:
-            _failed(span, error)
+            _failed(span, error, secret)
     span.end()
 
 
-def _failed(span: Span, error: BaseException) -> None:
+def _failed(span: Span, error: BaseException, secret: Secret) -> None:
     kind = "cancelled" if _is_cancellation(error) else attrs.error_type(error)
     span.set_attribute(attrs.ERROR_TYPE, kind)
-    span.set_status(Status(StatusCode.ERROR, f"{kind}: {error}" if str(error) else kind))
+    said = secret.redact(str(error))
+    span.set_status(Status(StatusCode.ERROR, f"{kind}: {said}" if said else kind))
+
+
+def _record_exception(span: Span, error: BaseException, secret: Secret) -> None:
+    """The conventions' ``exception`` event, with the key cut out of its message and trace
+    (`Span.record_exception` would copy both verbatim)."""
+    trace_text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    span.add_event(
+        "exception",
+        {
+            "exception.type": type(error).__qualname__,
+            "exception.message": secret.redact(str(error)),
+            "exception.stacktrace": secret.redact(trace_text),
+        },
+    )
 
 
 def _is_cancellation(error: BaseException) -> bool:
@@ -185,7 +222,8 @@ class ChatSpan:
         if span.is_recording():
             span.set_attributes(attrs.request_attributes(request, run.provider))
             if run.content:
-                span.set_attribute("gen_ai.input.messages", attrs.input_messages(request))
+                said = run.secret.redact(attrs.input_messages(request))
+                span.set_attribute("gen_ai.input.messages", said)
         self.span = span
         self.trace_id: str | None = None
         self.retries = 0
@@ -237,7 +275,8 @@ class ChatSpan:
             span.set_attributes(attrs.response_attributes(response))
             self._common(span)
             if self._run.content:
-                span.set_attribute("gen_ai.output.messages", attrs.output_messages(response))
+                said = self._run.secret.redact(attrs.output_messages(response))
+                span.set_attribute("gen_ai.output.messages", said)
         span.end()
 
     def fail(self, error: BaseException) -> None:
@@ -251,7 +290,7 @@ class ChatSpan:
                 span.set_attribute(attrs.TRACE_ID, self.trace_id)
             self._common(span)
             span.set_attributes(attrs.error_attributes(error))
-            _failed(span, error)
+            _failed(span, error, self._run.secret)
         span.end()
 
     def close(self) -> None:
@@ -409,7 +448,7 @@ class ToolSpan:
         if span.is_recording():
             span.set_attributes(attrs.tool_attributes(self._item))
             if run.content:
-                arguments = self._item.call.function.arguments
+                arguments = run.secret.redact(self._item.call.function.arguments)
                 span.set_attribute("gen_ai.tool.call.arguments", arguments)
         self._span = span
         return span
@@ -454,7 +493,7 @@ class ToolSpan:
             span = self._span if self._span is not None else self._start()
         if span.is_recording():
             if error is not None:
-                _failed(span, error)
+                _failed(span, error, self._run.secret)
             else:
                 self._record(span, outcome)
         span.end()
@@ -465,9 +504,11 @@ class ToolSpan:
             span.set_attribute(attrs.ERROR_TYPE, kind)
             raised = outcome.exception if outcome is not None else None
             if raised is not None:
-                span.record_exception(raised)
-                span.set_status(Status(StatusCode.ERROR, f"{kind}: {raised}"))
+                _record_exception(span, raised, self._run.secret)
+                said = self._run.secret.redact(str(raised))
+                span.set_status(Status(StatusCode.ERROR, f"{kind}: {said}"))
             else:
                 span.set_status(Status(StatusCode.ERROR, kind))
         if self._run.content:
-            span.set_attribute("gen_ai.tool.call.result", attrs.tool_result(self._item, outcome))
+            result = self._run.secret.redact(attrs.tool_result(self._item, outcome))
+            span.set_attribute("gen_ai.tool.call.result", result)

@@ -355,6 +355,45 @@ def test_a_wrong_key_never_shows_in_any_span(
     _no_key_anywhere(spans, wrong)
 
 
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_tool_that_echoes_the_key_never_puts_it_on_a_span(
+    spans: Spans, server: LoopbackServer, driver: str
+) -> None:
+    @tool
+    def leak(city: str) -> str:
+        """Echo the key.
+
+        Args:
+            city: A city.
+        """
+        return f"{city}: the key is {KEY}"
+
+    @tool
+    def leak_raising(city: str) -> str:
+        """Fail with the key.
+
+        Args:
+            city: A city.
+        """
+        raise ValueError(f"bad key {KEY} for {city}")
+
+    calls = [
+        ScriptedToolCall("leak", {"city": "X"}),
+        ScriptedToolCall("leak_raising", {"city": KEY}),
+    ]
+    server.add(Reply(tool_calls=calls), Reply(text="ok"))
+    agent = Agent(
+        "m",
+        api_key=KEY,
+        base_url=server.base_url,
+        tools=[leak, leak_raising],
+        instrument=spans.with_content(),
+    )
+    assert drive(agent, driver, "go").result.output == "ok"
+    assert len(spans.named("execute_tool")) == 2
+    _no_key_anywhere(spans)
+
+
 def _no_key_anywhere(spans: Spans, key: str = KEY) -> None:
     assert spans.all
     for span in spans.all:
