@@ -2,7 +2,9 @@
 hundred tasks to PostgreSQL and two ``sfagent worker`` processes share them; one worker is
 killed with SIGKILL mid-way and started again under its id. Every task ends exactly once in
 the results file, no model request that got its answer is sent again (only those in flight
-at the kill), and the two workers drew on one shared rate budget."""
+at the kill), and the two workers drew on one shared rate budget. And (over a minute, so run
+where SFAGENT_REQUIRE_INTEGRATION=1, as in .ci/run) a TPM limit binding two workers holds in
+every 60-second window the server saw."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sfagent.offline.replies import Completion
 from sfagent.testing import LoopbackServer, RecordedRequest, Reply, ScriptedToolCall
 
 from ._postgres import PostgresCluster
@@ -65,7 +68,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return variables
 
 
-def test_two_workers_one_killed_every_task_once_nothing_paid_twice(
+def test_postgres_two_workers_one_killed_every_task_once_nothing_paid_twice(
     postgres_cluster: PostgresCluster, tmp_path: Path, env: dict[str, str]
 ) -> None:
     url = postgres_cluster.create_database()
@@ -153,3 +156,86 @@ def test_two_workers_one_killed_every_task_once_nothing_paid_twice(
     finally:
         engine.dispose()
     assert [row[0] for row in buckets] == [f"{server.base_url}|Qwen/Qwen3-8B"]
+
+
+@pytest.mark.skipif(
+    os.environ.get("SFAGENT_REQUIRE_INTEGRATION") != "1",
+    reason="over a minute: run with SFAGENT_REQUIRE_INTEGRATION=1 (.ci/run does)",
+)
+def test_postgres_tpm_holds_across_two_workers_in_every_minute(
+    postgres_cluster: PostgresCluster, tmp_path: Path, env: dict[str, str]
+) -> None:
+    tpm, tasks_count = 3000, 40
+    url = postgres_cluster.create_database()
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        "".join(
+            json.dumps({"id": f"t{i}", "prompt": f"city {i}"}) + "\n" for i in range(tasks_count)
+        )
+    )
+    received: list[tuple[float, int]] = []  # (when, tokens its answer reports)
+
+    def one_lookup(request: RecordedRequest) -> Reply:
+        messages = request.json["messages"]
+        if any(m["role"] == "tool" for m in messages):
+            reply = Reply(text="sunny")
+        else:
+            reply = Reply(tool_calls=[ScriptedToolCall("lookup", {"city": "x", "day": 0})])
+        usage = Completion(reply, request).response()["usage"]
+        received.append((time.monotonic(), int(usage["total_tokens"])))
+        return reply
+
+    out = tmp_path / "results.jsonl"
+    with LoopbackServer(one_lookup) as server:
+        env["SFAGENT_TEST_BASE_URL"] = server.base_url
+        env["DBOS_SYSTEM_DATABASE_URL"] = url
+        workers = [
+            subprocess.Popen(
+                cli("worker", "--agent", AGENT, "--worker-id", worker_id),
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+            for worker_id in ("worker-a", "worker-b")
+        ]
+        try:
+            done = subprocess.run(
+                cli(
+                    "batch",
+                    str(tasks),
+                    "--agent",
+                    AGENT,
+                    "--out",
+                    str(out),
+                    "--engine",
+                    "dbos",
+                    "--job",
+                    "tpm",
+                    "--concurrency",
+                    "8",
+                    "--no-progress",
+                    "--tpm",
+                    str(tpm),
+                ),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        finally:
+            for process in workers:
+                process.send_signal(signal.SIGTERM)
+            for process in workers:
+                process.wait(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(lines(out)) == tasks_count
+    assert len({e["pid"] for e in lines(Path(env["SFAGENT_TEST_TOOL_LOG"]))}) == 2
+    total = sum(tokens for _, tokens in received)
+    assert total > tpm  # the limit had to bind: more than a minute's tokens
+    busiest = 0
+    for start, _ in received:  # every 60-second window that starts at a request
+        inside = sum(n for when, n in received if start <= when < start + 60)
+        assert inside <= tpm, f"{inside} tokens in the minute from {start}"
+        busiest = max(busiest, inside)
+    assert busiest >= tpm // 2  # and the workers together did use the minute's tokens
+    assert received[-1][0] - received[0][0] >= 60 * (total // tpm) - 5
