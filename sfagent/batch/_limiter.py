@@ -565,7 +565,7 @@ class LimiterCore:
             self._last_decrease = now
             self._ceiling = factor
             factor = max(MIN_FACTOR, factor * DECREASE_FACTOR)
-        pause = _pause_for(retry_after, self._streak if fresh else 0)
+        pause = pause_for(retry_after, self._streak if fresh else 0)
         self._paused_until = max(self._paused_until, now + pause)
         # Recovery starts when the pause ends, from the rate there is now.
         self._floor = factor
@@ -671,7 +671,7 @@ class LimiterCore:
         return window.wait(used + need - allowed, kind, now)
 
 
-def _pause_for(retry_after: float | None, streak: int) -> float:
+def pause_for(retry_after: float | None, streak: int) -> float:
     if retry_after is not None and not math.isnan(retry_after):
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
     if streak == 0:

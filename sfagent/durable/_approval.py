@@ -149,7 +149,7 @@ def _database(database_url: str | None, wait: float) -> Iterator[_Database]:
     """
     if database_url is None:
         database_url = f"sqlite:///{Path('sfagent-durable.sqlite').resolve()}"
-    url = _parsed(database_url)
+    url = parsed_url(database_url)
     password = Secret(url.password if isinstance(url.password, str) else None)
     shown = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite":
@@ -185,7 +185,7 @@ def _database(database_url: str | None, wait: float) -> Iterator[_Database]:
             client.destroy()
 
 
-def _parsed(database_url: str) -> sa.URL:
+def parsed_url(database_url: str) -> sa.URL:
     if not isinstance(database_url, str):
         raise UserError(f"database_url must be a string, got {type(database_url).__name__}")
     try:
@@ -258,7 +258,7 @@ def check_reachable(database_url: str, *, timeout: float = 10.0) -> None:
         SystemDatabaseError: The server cannot be reached or refuses the login (the password
             masked).
     """
-    url = _parsed(database_url)
+    url = parsed_url(database_url)
     if url.get_backend_name() == "sqlite":
         return
     password = Secret(url.password if isinstance(url.password, str) else None)

@@ -35,26 +35,24 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import TracebackType
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from sfagent._secret import Secret
-from sfagent.batch._limiter import (
-    DAY,
-    DECREASE_FACTOR,
-    MIN_FACTOR,
-    RECOVERY_PER_SECOND,
-    STREAK_RESET,
-    WINDOW,
-    LimiterCore,
-    LimiterStats,
-    RateLimits,
-    _pause_for,
+from sfagent.batch._limiter import DAY, WINDOW, LimiterCore, LimiterStats, RateLimits
+from sfagent.durable._approval import SystemDatabaseError, parsed_url
+from sfagent.durable._shared_books import (
+    Books,
+    Bucket,
+    Excess,
+    Rules,
+    after_429,
+    paced,
+    plan,
 )
-from sfagent.durable._approval import SystemDatabaseError, _parsed
 from sfagent.exceptions import ConfigurationError, UserError
 
 __all__ = ["RECHECK", "SharedRateLimiter", "SharedReservation", "SharedSlot", "SharedSlotRequest"]
@@ -92,128 +90,6 @@ _SCHEMA = (
     " requests BIGINT NOT NULL, tokens BIGINT NOT NULL, PRIMARY KEY (bucket, minute))",
 )
 _COLUMNS = "requests_at, tokens_at, paused_until, rate_floor, recover_from, last_cut, streak"
-
-# --- the decisions (no I/O) ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """The limits in the terms an admission works in (seconds on the database's clock)."""
-
-    limits: RateLimits
-    length: float  # the minute window: the period plus the margin
-    burst: float | None  # seconds of pace that may go at once, scaled to the period
-    day: float
-
-    @classmethod
-    def of(cls, limits: RateLimits, period: float) -> _Rules:
-        burst = None if limits.burst is None else limits.burst * period / WINDOW
-        return cls(limits, period + limits.margin, burst, DAY + limits.margin)
-
-
-@dataclass(frozen=True)
-class _Bucket:
-    """A bucket's row: the pacer's arrival times and the state a 429 leaves."""
-
-    requests_at: float = 0.0
-    tokens_at: float = 0.0
-    paused_until: float = 0.0
-    rate_floor: float = 1.0  # the effective rate at `recover_from`, growing after it
-    recover_from: float = 0.0
-    last_cut: float = 0.0
-    streak: int = 0
-
-    def factor(self, now: float) -> float:
-        """The effective rate as a fraction of the minute limits (1.0 unless a 429 cut it)."""
-        if self.rate_floor >= 1.0:
-            return 1.0
-        grown = RECOVERY_PER_SECOND * max(0.0, now - self.recover_from)
-        return min(1.0, self.rate_floor + grown)
-
-    def reaches(self, factor: float) -> float:
-        """When the effective rate is back at `factor`, absent further 429s."""
-        return self.recover_from + max(0.0, factor - self.rate_floor) / RECOVERY_PER_SECOND
-
-
-@dataclass(frozen=True)
-class _Books:
-    """What one admission reads: the time, the bucket, and the sums of the live windows."""
-
-    now: float
-    bucket: _Bucket
-    requests: int
-    tokens: int
-    day_requests: int = 0
-    day_tokens: int = 0
-
-
-_Window = Literal["minute", "day"]
-_Kind = Literal["requests", "tokens"]
-_Excess = tuple[_Window, _Kind, float]
-"""An amount that must leave a window before a request fits: found in the database."""
-
-
-def _plan(rules: _Rules, books: _Books, estimate: int) -> tuple[float, list[_Excess]]:
-    """Seconds to wait that the books show, and the excesses whose leaving times bound it too."""
-    limits, now, bucket = rules.limits, books.now, books.bucket
-    factor = bucket.factor(now)
-    waits = [bucket.paused_until - now]
-    if rules.burst is not None:
-        waits.append(max(bucket.requests_at, bucket.tokens_at) - rules.burst - now)
-    checks: list[tuple[_Window, _Kind, int, int, int | None, float]] = [
-        ("minute", "requests", books.requests, 1, limits.rpm, factor),
-        ("minute", "tokens", books.tokens, estimate, limits.tpm, factor),
-        ("day", "requests", books.day_requests, 1, limits.rpd, 1.0),
-        ("day", "tokens", books.day_tokens, estimate, limits.tpd, 1.0),
-    ]
-    excesses: list[_Excess] = []
-    for window, kind, used, need, limit, share in checks:
-        if limit is None or used + need <= limit * share:
-            continue
-        if need > limit * share:  # even an empty window is too small until the rate recovers
-            waits.append(bucket.reaches(need / limit) - now)
-        else:
-            excesses.append((window, kind, used + need - limit * share))
-    return max(waits), excesses
-
-
-def _paced(
-    rules: _Rules, bucket: _Bucket, now: float, requests: int, tokens: int, *, start: bool
-) -> _Bucket:
-    """The bucket with its arrival times moved by a charge (or a change of charge)."""
-    if rules.burst is None:
-        return bucket
-    limits, factor = rules.limits, bucket.factor(now)
-    requests_at, tokens_at = bucket.requests_at, bucket.tokens_at
-    if limits.rpm is not None:
-        requests_at = max(requests_at, now) if start else requests_at
-        requests_at += requests * rules.length / (limits.rpm * factor)
-    if limits.tpm is not None:
-        tokens_at = max(tokens_at, now) if start else tokens_at
-        tokens_at += tokens * rules.length / (limits.tpm * factor)
-    return replace(bucket, requests_at=requests_at, tokens_at=tokens_at)
-
-
-def _after_429(bucket: _Bucket, now: float, retry_after: float | None, sent_at: float) -> _Bucket:
-    """The bucket after a 429: every process pauses, and a fresh 429 cuts the rate (as
-    `sfagent.batch.LimiterCore.on_rate_limited` does, with a plain linear recovery)."""
-    factor = bucket.factor(now)
-    fresh = sent_at > bucket.last_cut
-    streak, last_cut = bucket.streak, bucket.last_cut
-    if fresh:
-        streak = streak + 1 if now - bucket.last_cut < STREAK_RESET else 1
-        last_cut = now
-        factor = max(MIN_FACTOR, factor * DECREASE_FACTOR)
-    paused_until = max(bucket.paused_until, now + _pause_for(retry_after, streak if fresh else 0))
-    return replace(
-        bucket,
-        paused_until=paused_until,
-        rate_floor=factor,
-        recover_from=max(now, paused_until),
-        last_cut=last_cut,
-        streak=streak,
-    )
-
 
 # --- the public face -------------------------------------------------------------------------
 
@@ -262,7 +138,7 @@ class _View:
 
     requests: int = 0
     tokens: int = 0
-    bucket: _Bucket = _Bucket()
+    bucket: Bucket = field(default_factory=Bucket)
     offset: float = 0.0  # the database's clock minus this machine's
 
 
@@ -298,14 +174,14 @@ class SharedRateLimiter:
             raise UserError(f"bucket must be a name of 1 to 500 characters, got {bucket!r}")
         if isinstance(period, bool) or not isinstance(period, int | float) or not 0 < period <= DAY:
             raise UserError(f"period must be between 0 and 86400 seconds, got {period!r}")
-        url = _parsed(database_url)
+        url = parsed_url(database_url)
         self._password = Secret(url.password if isinstance(url.password, str) else None)
         self._shown = url.render_as_string(hide_password=True)
         self._postgres = url.get_backend_name() == "postgresql"
         self.limits = limits
         self.bucket = bucket
         self.period = float(period)
-        self._rules = _Rules.of(limits, self.period)
+        self._rules = Rules.of(limits, self.period)
         self._daily = limits.rpd is not None or limits.tpd is not None
         self._checker = LimiterCore(limits)
         self._engine = _engine(url)
@@ -435,7 +311,7 @@ class SharedRateLimiter:
         self._land(reservation)
 
     def on_rate_limited(self, retry_after: float | None = None, *, sent_at: float) -> None:
-        """Pause every process on the bucket after a 429 and cut the rate (see `_after_429`).
+        """Pause every process on the bucket after a 429 and cut the rate (see `after_429`).
 
         Args:
             retry_after: The server's ``Retry-After`` in seconds; without one the pause is a
@@ -533,12 +409,12 @@ class SharedRateLimiter:
         rules = self._rules
         with self._transaction() as (conn, bucket, now):
             requests, tokens = conn.execute(_SUMS, self._at(now - rules.length)).one()
-            books = _Books(now, bucket, int(requests), int(tokens))
+            books = Books(now, bucket, int(requests), int(tokens))
             if self._daily:
                 conn.execute(_PURGE_DAYS, self._at(now - rules.day))
                 day = conn.execute(_DAY_SUMS, self._at(now - rules.day)).one()
                 books = replace(books, day_requests=int(day[0]), day_tokens=int(day[1]))
-            wait, excesses = _plan(rules, books, estimate)
+            wait, excesses = plan(rules, books, estimate)
             for excess in excesses:
                 wait = max(wait, self._leaves(conn, now, excess))
             if wait > _EPSILON:
@@ -549,14 +425,14 @@ class SharedRateLimiter:
             conn.execute(_ADMIT, {"bucket": self.bucket, **row})
             if self._daily:
                 conn.execute(_DAY_ADD, self._day(now, 1, estimate))
-            bucket = _paced(rules, bucket, now, 1, estimate, start=True)
+            bucket = paced(rules, bucket, now, 1, estimate, start=True)
             conn.execute(_STORE, {"bucket": self.bucket, **asdict(bucket)})
             self._view = _View(
                 books.requests + 1, books.tokens + estimate, bucket, now - time.time()
             )
             return reservation
 
-    def _leaves(self, conn: sa.Connection, now: float, excess: _Excess) -> float:
+    def _leaves(self, conn: sa.Connection, now: float, excess: Excess) -> float:
         """Seconds until `excess` has left its window."""
         window, kind, amount = excess
         length = self._rules.length if window == "minute" else self._rules.day
@@ -576,12 +452,12 @@ class SharedRateLimiter:
                 conn.execute(_UPDATE, {"id": key, "tokens": now_charged})
             if self._daily:
                 conn.execute(_DAY_ADD, self._day(sent_at, requests, tokens))
-            bucket = _paced(self._rules, bucket, now, requests, tokens, start=False)
+            bucket = paced(self._rules, bucket, now, requests, tokens, start=False)
             conn.execute(_STORE, {"bucket": self.bucket, **asdict(bucket)})
 
     def _write_429(self, retry_after: float | None, sent_at: float) -> None:
         with self._transaction() as (conn, bucket, now):
-            bucket = _after_429(bucket, now, retry_after, sent_at)
+            bucket = after_429(bucket, now, retry_after, sent_at)
             conn.execute(_STORE, {"bucket": self.bucket, **asdict(bucket)})
 
     def _at(self, since: float) -> dict[str, Any]:
@@ -592,7 +468,7 @@ class SharedRateLimiter:
         return {"bucket": self.bucket, "minute": minute, "requests": requests, "tokens": tokens}
 
     @contextmanager
-    def _transaction(self) -> Iterator[tuple[sa.Connection, _Bucket, float]]:
+    def _transaction(self) -> Iterator[tuple[sa.Connection, Bucket, float]]:
         """A transaction holding the bucket's lock, with the bucket's row and the time."""
         with self._errors():
             self._create()
@@ -604,7 +480,7 @@ class SharedRateLimiter:
                     found = conn.execute(lock, {"bucket": self.bucket}).one()
                 now = float(conn.execute(_NOW).scalar_one()) if self._postgres else time.time()
                 conn.execute(_PURGE, self._at(now - self._rules.length))
-                yield conn, _Bucket(*found), now
+                yield conn, Bucket(*found), now
 
     def _create(self) -> None:
         """Create the tables and the bucket's row, once; safe while others do the same."""
