@@ -276,6 +276,36 @@ def test_a_cancelled_await_still_records(journal: SQLiteJournal) -> None:
     assert journal.steps("t") == {"k": 1}
 
 
+def test_writes_made_on_a_loop_keep_their_order_with_direct_ones(journal: SQLiteJournal) -> None:
+    async def on_the_loop() -> None:
+        journal.begin_task("t")  # held until the loop's next turn
+        journal.record_step("t", step_key(1), "model_response", {"n": 1}, wait=False)
+        journal.record_step("t", step_key(1, "c"), "tool_result", {"n": 2}, wait=False)
+        # A blocking write from the loop itself goes after them, not before (or forever).
+        journal.record_step("t", step_key(2), "model_response", {"n": 3})
+        assert list(journal.steps("t").values()) == [{"n": 1}, {"n": 2}, {"n": 3}]
+        await journal.arecord_step("t", step_key(3), "model_response", {"n": 4})
+
+    asyncio.run(on_the_loop())
+    assert journal.status("t") == "running"
+    assert len(journal.steps("t")) == 4
+
+
+def test_writes_held_by_a_loop_that_stopped_are_committed_at_close(path: Path) -> None:
+    with SQLiteJournal(path) as journal:
+        journal.open_job("job-1", CONFIG, resume=False)
+        loop = asyncio.new_event_loop()
+
+        async def last_words() -> None:
+            journal.record_step("t", step_key(1), "tool_result", {"n": 1}, wait=False)
+
+        loop.run_until_complete(last_words())
+        loop.close()  # before the turn that would have handed the write over
+    with SQLiteJournal(path) as reopened:
+        reopened.open_job("job-1", CONFIG, resume=True)
+        assert reopened.steps("t") == {step_key(1): {"n": 1}}
+
+
 # --- kill -9 ---------------------------------------------------------------------------------
 
 
