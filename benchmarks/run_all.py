@@ -30,6 +30,10 @@ SUITE: list[tuple[str, list[str], list[str]]] = [
     ("bench_durable.py", [], ["--quick"]),
     ("bench_bounds.py", [], ["--quick"]),
     ("bench_mcp.py", [], ["--quick"]),
+    ("bench_tracing.py", [], ["--quick"]),
+    ("bench_limiter.py", [], ["--requests", "2000"]),
+    # The journal's cost only: the 10,000-task limit scenarios take 20 minutes on their own.
+    ("bench_batch.py", ["--skip", "limits", "--tasks", "2000"], ["--skip", "limits", "--quick"]),
     (
         "bench_transport.py",
         ["--runs", "200", "1000", "--repeat", "3"],
