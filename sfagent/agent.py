@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -458,7 +459,15 @@ class Agent(Generic[DepsT, OutputT]):
             tie = SessionRun(session, messages, self._options.api_key.value)
             return record_sync(tie, lambda sent: self._events_sync(prompt, sent, deps, stream))
 
-        flow = self._flow(prompt, messages, deps, stream, parent=parent)
+        listed, spent = True, 0.0
+        if self.tools.sources:  # MCP servers: started and listed first, within the run's time
+            from sfagent.run._prepare import list_sources, sources_budget
+
+            budget = sources_budget(self._config.time_limit, 0.0, parent)
+            listed, spent = list_sources(self.tools.sources, budget)
+        flow = self._flow(
+            prompt, messages, deps, stream, elapsed=spent, parent=parent, listed=listed
+        )
         trace = self._trace()
         return drive_sync(flow, self.model, self._policy(deps), stream=stream, trace=trace)
 
@@ -488,11 +497,21 @@ class Agent(Generic[DepsT, OutputT]):
                 ),
             )
 
-        flow = self._flow(
-            prompt, messages, deps, stream, run_id=run_id, elapsed=elapsed, parent=parent
-        )
         policy, trace = self._policy(deps), self._trace()
-        return drive_async(flow, self.model, policy, stream=stream, steps=steps, trace=trace)
+
+        def start(listed: bool, spent: float) -> AsyncIterator[Event]:
+            flow = self._flow(
+                prompt, messages, deps, stream, run_id=run_id, elapsed=elapsed + spent,
+                parent=parent, listed=listed,
+            )  # fmt: skip
+            return drive_async(flow, self.model, policy, stream=stream, steps=steps, trace=trace)
+
+        if self.tools.sources:  # MCP servers: started and listed first, awaited, in the run's time
+            from sfagent.run._prepare import after_sources, sources_budget
+
+            budget = functools.partial(sources_budget, self._config.time_limit, elapsed, parent)
+            return after_sources(self.tools.sources, budget, start)
+        return start(True, 0.0)
 
     def _flow(
         self,
@@ -504,12 +523,16 @@ class Agent(Generic[DepsT, OutputT]):
         run_id: str | None = None,
         elapsed: float = 0.0,
         parent: Nesting | None = None,
+        listed: bool = True,
     ) -> Flow:
         from sfagent.run._loop import run_flow, start_state
 
         self._check_deps(deps)
+        config = self._config
+        if not listed:  # the time ran out while tool sources started: the run ends at once
+            config = dataclasses.replace(config, tools=ToolSet(), select_tools=None)
         state = start_state(
-            self._config,
+            config,
             prompt,
             _history(messages),
             deps,
@@ -519,7 +542,9 @@ class Agent(Generic[DepsT, OutputT]):
             elapsed=elapsed,
             parent=parent,
         )
-        return run_flow(self._config, state, stream=stream)
+        if not listed:
+            state.deadline = config.clock()
+        return run_flow(config, state, stream=stream)
 
     def _learn(self, endpoint: Capabilities) -> None:
         # A 400 for tool_choice="required" or json_schema: later runs skip the feature.

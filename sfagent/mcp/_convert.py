@@ -1,7 +1,8 @@
 """An MCP server's tool listing → `Tool`s; a `tools/call` result → the text the model reads.
 
 Pure: nothing here talks to a server. A converted tool's function hands each call to the
-`Caller` it was made with (the server's link) and renders what comes back.
+`Caller` it was made with (the server's link), with the time the run has left, and renders what
+comes back.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 import mcp.types as mt
 
 from sfagent._text import shorten
+from sfagent.context import RunContext
 from sfagent.exceptions import ModelRetry, ToolDefinitionError
 from sfagent.settings import tool_name_problem
 from sfagent.tools import Tool
+from sfagent.tools._arguments import Arguments, CallArgs
 from sfagent.tools._json_schema import (
     drop_default_nulls,
     inline_refs,
@@ -27,8 +30,12 @@ from sfagent.tools._json_schema import (
 
 logger = logging.getLogger("sfagent")
 
-Caller = Callable[[str, dict[str, Any]], Awaitable[mt.CallToolResult]]
-"""Sends one `tools/call` (the server's own tool name, the arguments) and returns its result."""
+Caller = Callable[[str, dict[str, Any], float | None], Awaitable[mt.CallToolResult]]
+"""Sends one `tools/call` (the server's own tool name, the arguments, the seconds the run has
+left or ``None``) and returns its result."""
+
+# What `Tool.bind` is given when a server's tool is called outside a run (`tool.invoke(...)`).
+_NO_RUN: RunContext[Any] = RunContext(deps=None)
 
 
 @dataclass(frozen=True)
@@ -78,12 +85,12 @@ def _convert(spec: mt.Tool, policy: ToolPolicy, call: Caller) -> Tool[..., Any]:
     strict = _strict_form(loose, name) if policy.strict else None
     server_name = spec.name
 
-    async def call_tool(**arguments: Any) -> str:
+    async def call_tool(run: RunContext[Any] | None = None, /, **arguments: Any) -> str:
         if strict is not None:
             # Strict mode made optional parameters required and nullable: a null the loose
             # schema would refuse means "not given", and the server should see it left out.
             arguments = drop_default_nulls(arguments, loose)
-        result = await call(server_name, arguments)
+        result = await call(server_name, arguments, None if run is None else run.time_left)
         text = result_text(result, max_chars=policy.max_output_chars)
         if result.is_error:
             raise ModelRetry(f"Error: tool '{name}' reported an error: {text}")
@@ -91,7 +98,7 @@ def _convert(spec: mt.Tool, policy: ToolPolicy, call: Caller) -> Tool[..., Any]:
 
     description = spec.description or spec.title or ""
     try:
-        return Tool.from_schema(
+        made = _ServerTool.from_schema(
             call_tool,
             name=name,
             description=description,
@@ -104,6 +111,17 @@ def _convert(spec: mt.Tool, policy: ToolPolicy, call: Caller) -> Tool[..., Any]:
         )
     except ToolDefinitionError as exc:
         raise ToolDefinitionError(f"{where}: {exc} ({hint})") from None
+    made.takes_context = True  # in a run, the call learns the time the run has left
+    return made
+
+
+class _ServerTool(Tool[..., str]):
+    """A server's tool: in a run, its call is given the run's `RunContext` (first, positional),
+    so a blocking run's deadline can cancel the request too; the model never sees it."""
+
+    def bind(self, arguments: Arguments, *, context: RunContext[Any] | None = None) -> CallArgs:
+        _, kwargs = super().bind(arguments, context=_NO_RUN if context is None else context)
+        return ((context,) if context is not None else ()), kwargs
 
 
 def _clean(schema: Mapping[str, Any], where: str, hint: str) -> dict[str, Any]:

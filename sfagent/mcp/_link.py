@@ -208,23 +208,24 @@ class Link:
         import mcp.types as mt
 
         self.stale = False  # a change announced while listing marks it stale again
-        specs: list[mt.Tool] = []
-        cursor: str | None = None
-        for _ in range(_MAX_PAGES):
-            params = mt.PaginatedRequestParams(cursor=cursor) if cursor else None
-            page = await self._guarded(conn, _tools_page(params), "tools/list")
-            specs.extend(page.tools)
-            cursor = page.next_cursor
-            if not cursor:
-                break
-        else:
-            self.stale = True
-            raise MCPRequestError(
-                f"tools/list returned more than {_MAX_PAGES} pages", server=self._server, code=0
-            )
         try:
+            specs: list[mt.Tool] = []
+            cursor: str | None = None
+            for _ in range(_MAX_PAGES):
+                params = mt.PaginatedRequestParams(cursor=cursor) if cursor else None
+                page = await self._guarded(conn, _tools_page(params), "tools/list")
+                specs.extend(page.tools)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            else:
+                raise MCPRequestError(
+                    f"tools/list returned more than {_MAX_PAGES} pages",
+                    server=self._server,
+                    code=0,
+                )
             self._on_tools(specs)
-        except BaseException:
+        except BaseException:  # failed, timed out or cancelled (a run out of time): list again
             self.stale = True
             raise
 
@@ -304,8 +305,9 @@ class Link:
         except BaseException as exc:  # ExceptionGroups from the SDK's task groups too
             if not ready.done():
                 ready.set_exception(exc)
-            else:
-                logger.debug("MCP server '%s': closing raised %s", self._server, _describe(exc))
+            else:  # leaving the transport should not fail: a cancel scope left by another
+                # task ("exit cancel scope in a different task") would show here
+                logger.warning("MCP server '%s': closing raised %s", self._server, _describe(exc))
         finally:
             conn.alive = False
 
@@ -318,6 +320,10 @@ class Link:
         owner = conn.owner
         if owner is None:
             return
+        if conn.session is None:
+            # Still starting (a close, or a caller out of time): the owner looks at `stop` only
+            # once started, so it is cancelled; it still leaves the transport itself.
+            owner.cancel()
         _, pending = await asyncio.wait({owner}, timeout=_SHUTDOWN_TIMEOUT)
         if pending:
             owner.cancel()

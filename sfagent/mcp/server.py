@@ -1,8 +1,8 @@
 """`MCPServerStdio` and `MCPServerHTTP`: an MCP server's tools beside `@tool` functions.
 
-A server object goes in `Agent(tools=[...])` as is. Its tools are listed when a run first
-needs them (starting the server then) and kept until the server says its list changed
-(`notifications/tools/list_changed`); each call goes through `tools/call`. Resources and
+A server object goes in `Agent(tools=[...])` as is. Its tools are listed when a run starts
+(starting the server then, within the run's time) and kept until the server says its list
+changed (`notifications/tools/list_changed`); each call goes through `tools/call`. Resources and
 prompts are there for Python code (`read_resource`, `get_prompt`...).
 """
 
@@ -50,6 +50,10 @@ T = TypeVar("T")
 _CLOSE_TIMEOUT = 15.0
 _MAX_PAGES = 100
 _PREFIX_LIMIT = 32
+# A call in a run ends itself this long after the run's deadline: `run` and `stream` cancel it
+# at the deadline (this never fires first), `run_sync` and `stream_sync` stop waiting for its
+# thread then, and this cancels the request a moment later instead of at the server's timeout.
+_DEADLINE_GRACE = 0.25
 
 
 class ServerOptions(TypedDict, total=False):
@@ -71,9 +75,10 @@ class MCPServer:
     """An MCP server whose tools an agent can call; the base of the two transports.
 
     Put it in `Agent(tools=[...])`: its tools join the agent's, checked like them (names,
-    duplicates, the 128-tool limit). The server starts when a run first needs its tools and
-    runs until `close`, `async with` / `with` on the server or on the agent, or (when the
-    agent started it) the agent's `close`. A server that ended (a stdio process that exited)
+    duplicates, the 128-tool limit). The server starts when a run starts (within the run's
+    `time_limit`; an async run awaits it without blocking its event loop) and runs until
+    `close`, `async with` / `with` on the server or on the agent, or (when the agent started
+    it) the agent's `close`. A server that ended (a stdio process that exited)
     is started again on the next use; the call it cut off fails with `MCPServerCrashed`,
     which the model is told about.
 
@@ -177,8 +182,45 @@ class MCPServer:
         """
         _, link = self._ensure()
         if self._tools is None or link.stale:
-            self._wait(link.refresh_tools(), self._connect_timeout + (self._timeout or 60.0))
+            self._wait(link.refresh_tools(), self._listing_bound())
         return self._tools or ()
+
+    def load_tools(self, *, timeout: float | None = None) -> bool:
+        """List the tools now unless they are listed (starting the server if need be), waiting
+        at most `timeout` seconds: what a blocking run does first, with the time it has.
+
+        Returns:
+            ``True`` once listed; ``False`` if `timeout` passed first (a start under way goes
+            on, for the next use).
+
+        Raises:
+            MCPError: the server could not be started or listed within its own bounds.
+        """
+        if self._listed():
+            return True
+        _, link = self._ensure()
+        try:
+            self._wait(link.refresh_tools(), self._listing_bound(), budget=timeout)
+        except _OutOfTime:
+            return False
+        return True
+
+    async def aload_tools(self, *, timeout: float | None = None) -> bool:
+        """Like `load_tools`, without blocking the running event loop: what `run` and `stream`
+        do first."""
+        if self._listed():
+            return True
+        _, link = self._ensure()
+        listing = asyncio.ensure_future(self._await(link.refresh_tools()))
+        try:
+            done, _ = await asyncio.wait({listing}, timeout=timeout)
+        finally:
+            if not listing.done():
+                listing.cancel()  # the listing only: a start under way goes on
+        if not done:
+            return False
+        listing.result()
+        return True
 
     def release(self) -> None:
         """Close the server unless it is held open by `with` / `async with` / `connect`:
@@ -351,8 +393,19 @@ class MCPServer:
         self._tools = tuple(tools)
         self._version += 1
 
-    async def _call_from_tool(self, name: str, arguments: dict[str, Any]) -> mt.CallToolResult:
-        return await self._await(self._request(_call(name, arguments), f"tools/call '{name}'"))
+    async def _call_from_tool(
+        self, name: str, arguments: dict[str, Any], time_left: float | None
+    ) -> mt.CallToolResult:
+        what = f"tools/call '{name}'"
+        waiting = self._await(self._request(_call(name, arguments), what))
+        if time_left is None:
+            return await waiting
+        try:
+            return await asyncio.wait_for(waiting, time_left + _DEADLINE_GRACE)
+        except asyncio.TimeoutError:
+            raise MCPTimeoutError(
+                f"{what} was cut short: the run's time budget ran out", server=self.name
+            ) from None
 
     async def _request(self, op: Callable[[ClientSession], Awaitable[T]], what: str) -> T:
         # Runs on the background loop: the link of the moment (a closed server gets a new one).
@@ -364,6 +417,13 @@ class MCPServer:
             return None
         return self._connect_timeout + self._timeout + 1.0
 
+    def _listing_bound(self) -> float:
+        return self._connect_timeout + (self._timeout or 60.0)
+
+    def _listed(self) -> bool:
+        link = self._link
+        return self._tools is not None and link is not None and link.connected and not link.stale
+
     async def _await(self, coroutine: Coroutine[Any, Any, T]) -> T:
         thread, _ = self._ensure()
         if thread.is_current:
@@ -372,16 +432,25 @@ class MCPServer:
         # tells the server); the connection's owner task is never touched.
         return await asyncio.wrap_future(thread.submit(coroutine))
 
-    def _wait(self, coroutine: Coroutine[Any, Any, T], bound: float | None) -> T:
+    def _wait(
+        self, coroutine: Coroutine[Any, Any, T], bound: float | None, *, budget: float | None = None
+    ) -> T:
+        """Wait for `coroutine` on the background loop: `MCPTimeoutError` past `bound`, or
+        `_OutOfTime` past the caller's `budget` when that ends first."""
         thread, _ = self._ensure()
         if thread.is_current:
             coroutine.close()
             raise UserError(f"MCP server '{self.name}': a blocking call from its own event loop")
         future = thread.submit(coroutine)
+        limit, budgeted = bound, False
+        if budget is not None and (bound is None or budget < bound):
+            limit, budgeted = max(budget, 0.0), True
         try:
-            return future.result(timeout=bound)
+            return future.result(timeout=limit)
         except concurrent.futures.TimeoutError:
             future.cancel()
+            if budgeted:
+                raise _OutOfTime from None
             raise MCPTimeoutError(f"no answer within {bound:g} s", server=self.name) from None
         except BaseException:
             future.cancel()
@@ -488,6 +557,10 @@ class MCPServerHTTP(MCPServer):
             streamable_http_client(self.url, http_client=client) as streams,
         ):
             yield streams
+
+
+class _OutOfTime(Exception):
+    """The caller's time budget ended before the server answered (`MCPServer._wait`)."""
 
 
 # --- requests, as functions of the session -----------------------------------------------------

@@ -222,7 +222,11 @@ async def _call_async(item: PreparedCall, policy: ToolPolicy, run_end: float) ->
     if math.isinf(deadline):
         return await work
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=max(deadline - started, 0.0))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(deadline - started, 0.0))
+    except asyncio.CancelledError:
+        task.cancel()  # a cancelled run cancels its calls (asyncio.wait would leave them on)
+        raise
     if not done:
         task.cancel()
         return timed_out(time.monotonic() - started)

@@ -16,7 +16,12 @@ __all__ = ["ToolSet", "ToolSource"]
 class ToolSource(Protocol):
     """Tools listed somewhere else that may change between runs: an MCP server's
     (`sfagent.mcp`). A `ToolSet` holds the source and asks it for its tools when it first
-    needs them and again each time `tools_version` moves."""
+    needs them and again each time `tools_version` moves.
+
+    A source may also have ``load_tools(*, timeout) -> bool`` and ``async aload_tools(*,
+    timeout) -> bool`` (list now, within `timeout` seconds; ``False`` if they passed first):
+    an agent then lists it before each run starts, within the run's time, and an async run
+    awaits it instead of blocking its event loop (`sfagent.run._prepare`)."""
 
     @property
     def tools_version(self) -> int:

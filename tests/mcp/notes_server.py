@@ -3,6 +3,7 @@
 Run over stdio (``python notes_server.py``) or streamable HTTP on loopback
 (``python notes_server.py --http``: binds 127.0.0.1 on a free port and prints it first).
 ``--log PATH`` appends a line per notable event (a cancelled call), for the tests to read.
+``--start-delay SECONDS`` sleeps that long before serving: a server slow to start.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -132,8 +134,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--log")
+    parser.add_argument("--start-delay", type=float, default=0.0)
     options = parser.parse_args()
     _log = Path(options.log) if options.log else None
+    if options.start_delay:
+        time.sleep(options.start_delay)
     if options.http:
         _serve_http()
     else:

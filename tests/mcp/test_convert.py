@@ -10,6 +10,7 @@ from typing import Any
 import mcp.types as mt
 import pytest
 
+from sfagent.context import RunContext
 from sfagent.exceptions import ModelRetry, ToolDefinitionError
 from sfagent.mcp._convert import ToolPolicy, convert_tools, result_text
 
@@ -39,10 +40,14 @@ class Recorder:
 
     def __init__(self, result: mt.CallToolResult | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.time_left: list[float | None] = []
         self.result = result or mt.CallToolResult(content=[mt.TextContent(text="ok")])
 
-    async def __call__(self, name: str, arguments: dict[str, Any]) -> mt.CallToolResult:
+    async def __call__(
+        self, name: str, arguments: dict[str, Any], time_left: float | None
+    ) -> mt.CallToolResult:
         self.calls.append((name, arguments))
+        self.time_left.append(time_left)
         return self.result
 
 
@@ -64,6 +69,28 @@ def test_a_prefix_keeps_servers_apart_and_calls_use_the_servers_own_name() -> No
     assert made.name == "notes_save"
     asyncio.run(made.ainvoke('{"title": "x"}'))
     assert caller.calls == [("save", {"title": "x"})]
+
+
+class Left:
+    """A stand-in for the run's budgets behind a `RunContext` (`RunContext.time_left`)."""
+
+    def time_left(self) -> float:
+        return 7.5
+
+
+def test_in_a_run_a_call_is_given_the_time_the_run_has_left() -> None:
+    caller = Recorder()
+    [made] = convert_tools([spec("save", TYPED)], ToolPolicy(server="s"), caller)
+    assert made.takes_context  # so the loop hands it the run's context
+    context = RunContext(deps=None, _nesting=Left())
+    args, kwargs = made.bind('{"title": "x"}', context=context)
+    assert args == (context,)
+    assert kwargs == {"title": "x"}
+    asyncio.run(made.function(*args, **kwargs))
+    asyncio.run(made.ainvoke('{"title": "y"}'))  # outside a run: no context, no bound
+    assert caller.calls == [("save", {"title": "x"}), ("save", {"title": "y"})]
+    assert caller.time_left == [7.5, None]
+    assert "run" not in made.parameters["properties"]  # the model never sees it
 
 
 def test_include_and_exclude_filter_by_the_servers_names() -> None:

@@ -4,9 +4,11 @@ scripted model, every driver."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,56 @@ def test_cancelling_an_awaited_call_cancels_only_that_call(
     assert wait_for(lambda: _read(server_log).count("cancelled slow") == 2)
 
 
+# With a timeout the driver runs the call in a task of its own: cancelling the run must
+# cancel that task too, not leave the request on until the timeout.
+@pytest.mark.parametrize("timeout", [None, 20.0], ids=["none", "20s"])
+def test_cancelling_a_run_mid_call_cancels_that_call_and_the_next_run_is_served(
+    timeout: float | None, server_log: Path
+) -> None:
+    script = str(Path(__file__).parent / "notes_server.py")
+    server = MCPServerStdio(sys.executable, [script, "--log", str(server_log)], timeout=timeout)
+    model = ScriptedModel(
+        [calls(("slow", {"seconds": 30})), calls(("add", {"a": 2, "b": 2})), "ok"]
+    )
+    agent = Agent(model, tools=[server])
+
+    async def main() -> list[str]:
+        async with agent:
+            first = asyncio.ensure_future(agent.run("go"))
+            assert await _until(lambda: "started slow" in _read(server_log))
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            again = await agent.run("again")
+            # Seen by the server while it runs (closing it would cancel the call too).
+            assert await _until(lambda: "cancelled slow" in _read(server_log))
+            assert server.connected
+            return tool_contents(again)
+
+    try:
+        assert asyncio.run(main()) == ['{"result":4}']
+        assert server.starts == 1  # the cancelled run did not cost the connection
+    finally:
+        server.close()
+
+
+def test_a_crash_a_restart_and_a_close_log_no_closing_error(
+    stdio_server: MCPServerStdio, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Leaving the transport from another task than the one that entered it ("exit cancel
+    # scope in a different task") would be logged by the owner task; nothing should be.
+    model = ScriptedModel([calls(("crash", {})), calls(("add", {"a": 1, "b": 2})), "ok"])
+    with caplog.at_level(logging.DEBUG, logger="sfagent"):
+        with Agent(model, tools=[stdio_server]) as agent:
+            result = agent.run_sync("go")
+        assert stdio_server.starts == 2
+        assert not stdio_server.connected
+    assert tool_contents(result)[1] == '{"result":3}'
+    problems = [r.getMessage() for r in caplog.records if "closing raised" in r.getMessage()]
+    assert problems == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_the_runs_deadline_cuts_an_mcp_call_short(
     stdio_server: MCPServerStdio, server_log: Path
 ) -> None:
@@ -134,6 +186,101 @@ def test_the_runs_deadline_cuts_an_mcp_call_short(
     )
     assert wait_for(lambda: "cancelled slow" in _read(server_log))
     assert stdio_server.call_tool_sync("add", {"a": 1, "b": 2}).structured_content == {"result": 3}
+
+
+@pytest.mark.parametrize("driver", ["run_sync", "stream_sync"])
+def test_the_runs_deadline_cuts_an_mcp_call_short_in_a_blocking_run(
+    driver: str, stdio_server: MCPServerStdio, server_log: Path
+) -> None:
+    model = ScriptedModel([calls(("slow", {"seconds": 30})), "unused"])
+    with stdio_server:  # held open: only the deadline can cancel the call, not a close
+        with pytest.raises(BudgetExceeded) as raised:
+            drive(Agent(model, tools=[stdio_server], time_limit=1.5), driver, "go")
+        assert raised.value.budget == "time"
+        assert raised.value.result.messages[-1]["content"] == (
+            "Error: tool 'slow' was cut short: the run's time budget ran out."
+        )
+        # Cancelled at the run's deadline, well before the server's own 20 s timeout.
+        assert wait_for(lambda: "cancelled slow" in _read(server_log), timeout=10.0)
+        assert stdio_server.connected
+        assert stdio_server.call_tool_sync("add", {"a": 1, "b": 2}).structured_content == {
+            "result": 3
+        }
+    assert stdio_server.starts == 1
+
+
+def slow_starting(seconds: float, **options: Any) -> MCPServerStdio:
+    """The notes server, taking `seconds` to start (beside the interpreter's own start)."""
+    script = str(Path(__file__).parent / "notes_server.py")
+    return MCPServerStdio(sys.executable, [script, "--start-delay", str(seconds)], **options)
+
+
+def run_to_the_end(agent: Agent[Any], driver: str) -> BaseException | None:
+    """Run `agent` with `driver` and return what it raised (closing the agent is not timed)."""
+    try:
+        if driver == "run_sync":
+            agent.run_sync("go")
+        elif driver == "stream_sync":
+            list(agent.stream_sync("go"))
+        elif driver == "run":
+            asyncio.run(agent.run("go"))
+        else:
+
+            async def collect() -> None:
+                async for _ in agent.stream("go"):
+                    pass
+
+            asyncio.run(collect())
+    except Exception as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_a_server_slow_to_start_is_bounded_by_the_runs_time_limit(driver: str) -> None:
+    server = slow_starting(10.0, connect_timeout=30.0)
+    model = ScriptedModel(["never asked"])
+    agent = Agent(model, tools=[server], time_limit=0.3)
+    began = time.monotonic()
+    raised = run_to_the_end(agent, driver)
+    took = time.monotonic() - began
+    agent.close()
+    server.close()
+    assert isinstance(raised, BudgetExceeded), raised
+    assert raised.budget == "time"
+    assert "the run took more than 0.3 s" in str(raised)
+    assert model.requests == []
+    assert took < 5.0  # at its deadline: well before the server could start (10 s and more)
+
+
+def test_starting_a_server_in_a_run_does_not_block_the_event_loop() -> None:
+    server = slow_starting(2.0, connect_timeout=30.0)
+    model = ScriptedModel([calls(("add", {"a": 1, "b": 2})), "ok"])
+    agent = Agent(model, tools=[server])
+
+    async def main() -> tuple[list[str], float, int]:
+        gaps: list[float] = []
+
+        async def tick() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.ensure_future(tick())
+        await asyncio.sleep(0)
+        async with agent:
+            result = await agent.run("go")
+        ticker.cancel()
+        return tool_contents(result), max(gaps), len(gaps)
+
+    contents, longest, ticks = asyncio.run(main())
+    assert contents == ['{"result":3}']
+    # The start takes over 2 s: a blocked loop would not tick meanwhile.
+    assert longest < 1.0
+    assert ticks > 20
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -285,6 +432,15 @@ def test_bad_options_are_typed_errors() -> None:
         MCPServerStdio(here, exclude="add")
     with pytest.raises(UserError, match="env"):
         MCPServerStdio(here, env={"A": 1})  # type: ignore[dict-item]
+
+
+async def _until(check: Any, timeout: float = 10.0) -> bool:
+    """Poll `check()` on the running loop until true or `timeout` seconds pass."""
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(check())
 
 
 def _read(path: Path) -> str:

@@ -228,3 +228,38 @@ def test_text_tool_calls_name_only_offered_tools() -> None:
     model = ScriptedModel([text])
     agent = Agent(model, tools=[login, fetch], prepare_tools=lambda ctx, tools: ["login"])
     assert agent.run_sync("Go").output == text  # not offered: the text stays the answer
+
+
+class Relisted:
+    """A tool source (as an MCP server is) whose one tool, `lookup`, the test redefines."""
+
+    def __init__(self) -> None:
+        self.tools_version = 1
+        self.requires_approval = False
+        self.tools: list[Tool[..., Any]] = []
+        self.define("by id")
+
+    def define(self, description: str) -> None:
+        def lookup(key: str) -> str:
+            return f"{description}: {key}"
+
+        self.tools = [tool(lookup, name="lookup", description=description)]
+        self.tools_version += 1
+
+    def source_tools(self) -> list[Tool[..., Any]]:
+        return self.tools
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_relisted_tool_of_the_same_name_is_offered_anew() -> None:
+    source = Relisted()
+    model = ScriptedModel(["first", call("lookup", {"key": "k"}), "second"])
+    agent = Agent(model, tools=[source], prepare_tools=lambda ctx, tools: ["lookup"])
+    agent.run_sync("Go")
+    source.define("by name")  # same name, new definition (tools/list_changed)
+    result = agent.run_sync("Go")
+    descriptions = [r.to_body()["tools"][0]["function"]["description"] for r in model.requests]
+    assert descriptions == ["by id", "by name", "by name"]
+    assert tool_contents(result) == ["by name: k"]
