@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from sfagent.batch.runner import BatchRunner, BatchSummary
     from sfagent.durable import DurableBatch
 
-__all__ = ["BatchOptions", "Progress", "run_batch_command", "summary_line", "write_batch_report"]
+__all__ = [
+    "BatchOptions",
+    "Progress",
+    "finish_batch",
+    "run_batch_command",
+    "summary_line",
+    "write_batch_report",
+]
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,14 @@ def run_batch_command(agent: Agent[Any, Any], options: BatchOptions, err: IO[str
     finally:
         if progress is not None:
             progress.close()
+    return finish_batch(runner, options, started, err)
+
+
+def finish_batch(
+    runner: BatchRunner | DurableBatch, options: BatchOptions, started: float, err: IO[str]
+) -> int:
+    """The summary line and the ``--report`` page of a batch that ran; its exit code (0 when
+    every task finished with an answer, 1 otherwise)."""
     summary = runner.summary
     assert summary is not None  # set when the run ends
     err.write(summary_line(summary, options) + "\n")

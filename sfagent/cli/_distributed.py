@@ -68,7 +68,7 @@ def run_dbos_batch(
     """
     from sfagent.batch import EstimateTooLargeError, RateLimits, load_tasks
     from sfagent.batch._journal import ConfigMismatchError
-    from sfagent.cli._batch import Progress, summary_line, write_batch_report
+    from sfagent.cli._batch import Progress, finish_batch
 
     durable_mod = _durable()
     tasks = load_tasks(options.tasks, template=options.template)
@@ -101,13 +101,7 @@ def run_dbos_batch(
     finally:
         if progress is not None:
             progress.close()
-    summary = batch.summary
-    assert summary is not None  # set when the run ends
-    err.write(summary_line(summary, options) + "\n")
-    if options.report:
-        write_batch_report(batch, options, started)
-        err.write(f"report: {options.report}\n")
-    return 0 if summary.failed == 0 and summary.not_started == 0 else 1
+    return finish_batch(batch, options, started, err)
 
 
 async def _submit(

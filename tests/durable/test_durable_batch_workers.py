@@ -91,7 +91,7 @@ def test_postgres_two_workers_one_killed_every_task_once_nothing_paid_twice(
         submit_args = [
             "batch", str(tasks), "--agent", AGENT, "--out", str(out), "--engine", "dbos",
             "--job", "cities", "--concurrency", str(CONCURRENCY), "--no-progress",
-            "--tpm", "1000000",
+            "--tpm", "1000000", "--report", str(tmp_path / "report.html"),
         ]  # fmt: skip
         submit = subprocess.Popen(
             cli(*submit_args),
@@ -127,6 +127,7 @@ def test_postgres_two_workers_one_killed_every_task_once_nothing_paid_twice(
                         process.wait()
         assert submit.returncode == 0, said
         assert f"{TASKS} done, 0 failed" in said
+        assert "tasks.jsonl" in (tmp_path / "report.html").read_text()  # the same report page
 
         records = lines(out)
         ids = Counter(r["id"] for r in records)
