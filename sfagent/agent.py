@@ -670,22 +670,9 @@ def _is_http_model(model: Model) -> TypeGuard[HTTPModel]:
 
 
 def _history(messages: History) -> list[MessageBase]:
-    from sfagent.messages import MessageBase, parse_message
+    from sfagent.messages import to_message_list
 
-    out: list[MessageBase] = []
-    for i, message in enumerate(messages):
-        if isinstance(message, MessageBase):
-            out.append(message)
-        elif isinstance(message, Mapping):
-            try:
-                out.append(parse_message(message))
-            except ValueError as exc:
-                raise UserError(f"messages[{i}] is not a chat message: {exc}") from None
-        else:
-            raise UserError(
-                f"messages[{i}] must be a dict or a message, got {type(message).__name__}"
-            )
-    return out
+    return to_message_list(messages, UserError)
 
 
 async def _last_async(events: AsyncIterator[Event]) -> Event | None:

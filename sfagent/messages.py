@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -259,6 +259,29 @@ def parse_message(data: Mapping[str, Any]) -> Message:
 def parse_messages(data: list[Mapping[str, Any]]) -> list[Message]:
     """Parse a list of wire dicts (a stored history, say) into messages."""
     return _adapters()[1].validate_python(data)
+
+
+def to_message_list(
+    items: Iterable[MessageBase | Mapping[str, Any]], error: Callable[[str], Exception]
+) -> list[MessageBase]:
+    """Messages as given, or parsed from their wire dicts (a history a caller hands over).
+
+    Raises:
+        Exception: ``error(text)``, for an item that is neither, or a dict that is not a chat
+            message (the text names its index).
+    """
+    out: list[MessageBase] = []
+    for i, message in enumerate(items):
+        if isinstance(message, MessageBase):
+            out.append(message)
+        elif isinstance(message, Mapping):
+            try:
+                out.append(parse_message(message))
+            except ValueError as exc:
+                raise error(f"messages[{i}] is not a chat message: {exc}") from None
+        else:
+            raise error(f"messages[{i}] must be a message or a dict, got {type(message).__name__}")
+    return out
 
 
 # --- responses -------------------------------------------------------------------------------

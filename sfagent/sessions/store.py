@@ -156,24 +156,11 @@ def to_messages(messages: Iterable[MessageBase | Mapping[str, Any]]) -> list[Mes
     Raises:
         SessionError: An item that is not a chat message.
     """
-    from sfagent.messages import MessageBase, parse_message
+    from sfagent.messages import to_message_list
 
     if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
         raise SessionError(f"messages must be a list of messages, got {type(messages).__name__}")
-    out: list[MessageBase] = []
-    for i, message in enumerate(messages):
-        if isinstance(message, MessageBase):
-            out.append(message)
-        elif isinstance(message, Mapping):
-            try:
-                out.append(parse_message(message))
-            except ValueError as exc:
-                raise SessionError(f"messages[{i}] is not a chat message: {exc}") from None
-        else:
-            raise SessionError(
-                f"messages[{i}] must be a message or a dict, got {type(message).__name__}"
-            )
-    return out
+    return to_message_list(messages, SessionError)
 
 
 def encode_message(message: MessageBase) -> str:
