@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from sfagent.exceptions import ConfigurationError, UserError
@@ -827,7 +827,7 @@ class RateLimiter:
                 self._leave(waiter)
                 raise
 
-    def request(self, estimate: int) -> SlotRequest:
+    def request(self, estimate: int) -> SlotRequest[Reservation]:
         """A request's turn as a context manager, ``async with`` or ``with``.
 
         ``async with limiter.request(n) as slot: ...; slot.settle(usage)``. Leaving the block
@@ -926,7 +926,48 @@ class RateLimiter:
             sleeping.result()  # a sleep function that failed fails the wait
 
 
-class Slot:
+class Held(Protocol):
+    """A request's entry in some limiter's books (`Reservation`, or a shared one)."""
+
+    @property
+    def sent_at(self) -> float:
+        """When it was admitted, on the books' clock."""
+
+    @property
+    def state(self) -> str:
+        """``"open"``, ``"done"`` or ``"released"``."""
+
+
+HeldT = TypeVar("HeldT", bound=Held)
+
+
+class Books(Protocol[HeldT]):
+    """What a `Slot` works on: a limiter's admissions and the charges they hold.
+
+    `RateLimiter` keeps its books in memory; ``sfagent.durable``'s `SharedRateLimiter` in a
+    database shared by many processes.
+    """
+
+    async def acquire(self, estimate: int) -> HeldT:
+        """Wait for room for a request of `estimate` tokens and charge it."""
+
+    def acquire_sync(self, estimate: int) -> HeldT:
+        """`acquire`, blocking."""
+
+    def settle(self, reservation: HeldT, actual_tokens: int) -> None:
+        """Charge the request's real usage."""
+
+    def finish(self, reservation: HeldT) -> None:
+        """The request ended; its charge stays."""
+
+    def release(self, reservation: HeldT) -> None:
+        """Refund a request that was never sent."""
+
+    def on_rate_limited(self, retry_after: float | None = None, *, sent_at: float) -> None:
+        """A request sent at `sent_at` was refused with a 429."""
+
+
+class Slot(Generic[HeldT]):
     """A request's turn, from `RateLimiter.request`: settle it with the response's usage.
 
     Attributes:
@@ -935,7 +976,7 @@ class Slot:
 
     __slots__ = ("_limiter", "reservation")
 
-    def __init__(self, limiter: RateLimiter, reservation: Reservation) -> None:
+    def __init__(self, limiter: Books[HeldT], reservation: HeldT) -> None:
         self._limiter = limiter
         self.reservation = reservation
 
@@ -959,7 +1000,7 @@ class Slot:
         self._limiter.on_rate_limited(retry_after, sent_at=self.reservation.sent_at)
 
 
-class SlotRequest:
+class SlotRequest(Generic[HeldT]):
     """What `RateLimiter.request` returns: enter it, with ``async with`` or ``with``.
 
     Attributes:
@@ -969,12 +1010,12 @@ class SlotRequest:
 
     __slots__ = ("_slot", "estimate", "limiter")
 
-    def __init__(self, limiter: RateLimiter, estimate: int) -> None:
+    def __init__(self, limiter: Books[HeldT], estimate: int) -> None:
         self.limiter = limiter
         self.estimate = estimate
-        self._slot: Slot | None = None
+        self._slot: Slot[HeldT] | None = None
 
-    async def __aenter__(self) -> Slot:
+    async def __aenter__(self) -> Slot[HeldT]:
         self._slot = Slot(self.limiter, await self.limiter.acquire(self.estimate))
         return self._slot
 
@@ -986,7 +1027,7 @@ class SlotRequest:
     ) -> None:
         self._close()
 
-    def __enter__(self) -> Slot:
+    def __enter__(self) -> Slot[HeldT]:
         self._slot = Slot(self.limiter, self.limiter.acquire_sync(self.estimate))
         return self._slot
 

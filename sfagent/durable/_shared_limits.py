@@ -36,13 +36,19 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from types import TracebackType
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from sfagent._secret import Secret
-from sfagent.batch._limiter import DAY, WINDOW, LimiterCore, LimiterStats, RateLimits
+from sfagent.batch._limiter import (
+    DAY,
+    WINDOW,
+    LimiterCore,
+    LimiterStats,
+    RateLimits,
+    SlotRequest,
+)
 from sfagent.durable._approval import SystemDatabaseError, parsed_url
 from sfagent.durable._shared_books import (
     Books,
@@ -55,7 +61,7 @@ from sfagent.durable._shared_books import (
 )
 from sfagent.exceptions import ConfigurationError, UserError
 
-__all__ = ["RECHECK", "SharedRateLimiter", "SharedReservation", "SharedSlot", "SharedSlotRequest"]
+__all__ = ["RECHECK", "SharedRateLimiter", "SharedReservation"]
 
 logger = logging.getLogger("sfagent")
 
@@ -207,13 +213,21 @@ class SharedRateLimiter:
         """
         self._checker.check(estimate)
 
-    def request(self, estimate: int) -> SharedSlotRequest:
+    def request(self, estimate: int) -> SlotRequest[SharedReservation]:
         """A request's turn, for ``async with``: ``async with limiter.request(n) as slot:``.
 
         Leaving the block without settling keeps the estimate charged; call ``slot.release()``
         for a request that was never sent.
         """
-        return SharedSlotRequest(self, estimate)
+        return SlotRequest(self, estimate)
+
+    def acquire_sync(self, estimate: int) -> SharedReservation:
+        """Refused: every wait for the shared books is on an event loop.
+
+        Raises:
+            UserError: Always; use ``async with limiter.request(n)``.
+        """
+        raise UserError("a shared rate limiter is asynchronous: use `async with`")
 
     async def try_reserve(self, estimate: int) -> SharedReservation | float:
         """Admit a request now if it fits, else say how many seconds until it may (no waiting).
@@ -513,69 +527,6 @@ class SharedRateLimiter:
                 f"cannot keep the shared rate limits in {self._shown}: "
                 f"{type(cause).__name__}: {said}"
             ) from None
-
-
-class SharedSlot:
-    """A request's turn, from `SharedRateLimiter.request`: settle it with the response's usage.
-
-    Attributes:
-        reservation: The request's row in the shared books.
-    """
-
-    __slots__ = ("_limiter", "reservation")
-
-    def __init__(self, limiter: SharedRateLimiter, reservation: SharedReservation) -> None:
-        self._limiter = limiter
-        self.reservation = reservation
-
-    def settle(self, actual_tokens: int) -> None:
-        """Charge the request's real usage (the response's ``total_tokens``)."""
-        self._limiter.settle(self.reservation, actual_tokens)
-
-    def release(self) -> None:
-        """Refund the request: it was never sent."""
-        self._limiter.release(self.reservation)
-
-    def rate_limited(self, retry_after: float | None = None) -> None:
-        """Report a 429 for this request: every process on the bucket pauses. The request
-        keeps its charge; send it again through a new slot."""
-        self._limiter.on_rate_limited(retry_after, sent_at=self.reservation.sent_at)
-
-
-class SharedSlotRequest:
-    """What `SharedRateLimiter.request` returns: enter it with ``async with``.
-
-    Attributes:
-        limiter: The limiter the turn comes from.
-        estimate: The request's worst-case tokens.
-    """
-
-    __slots__ = ("_slot", "estimate", "limiter")
-
-    def __init__(self, limiter: SharedRateLimiter, estimate: int) -> None:
-        self.limiter = limiter
-        self.estimate = estimate
-        self._slot: SharedSlot | None = None
-
-    async def __aenter__(self) -> SharedSlot:
-        self._slot = SharedSlot(self.limiter, await self.limiter.acquire(self.estimate))
-        return self._slot
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None and slot.reservation.state == "open":
-            self.limiter.finish(slot.reservation)
-
-    def __enter__(self) -> SharedSlot:
-        raise UserError("a shared rate limiter is asynchronous: use `async with`")
-
-    def __exit__(self, *args: object) -> None:
-        """Never reached (`__enter__` refuses)."""
 
 
 # --- the database's side ---------------------------------------------------------------------
