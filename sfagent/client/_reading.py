@@ -105,7 +105,8 @@ async def areceive(
         keep = True
         return response, parts, first
     finally:
-        if not keep:
+        # A body read to its end closed itself; a shielded scope (~7 us) only for the rest.
+        if not keep and not response.is_closed:
             with anyio.CancelScope(shield=True):  # closes even when the time is up
                 await response.aclose()
 

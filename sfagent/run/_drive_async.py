@@ -207,7 +207,7 @@ async def _on_thread(policy: ToolPolicy, item: PreparedCall) -> CallOutcome:
     # Like asyncio.to_thread, on the agent's bounded pool instead of the loop's default one.
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(policy.threads.executor, context.run, call, item)
+    return await policy.threads.run_async(loop, context.run, call, item)
 
 
 async def _call_async(item: PreparedCall, policy: ToolPolicy, run_end: float) -> CallOutcome:

@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sfagent._version import __version__
 from sfagent.client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ChatStream, SiliconFlow
+from sfagent.client._body import ACCEPT_ENCODING
 from sfagent.client.retry import RetryPolicy
 from sfagent.exceptions import (
     APIConnectionError,
@@ -124,6 +126,56 @@ def test_a_dict_request_is_sent_as_given(fixtures_dir: Path) -> None:
     assert json.loads(seen[0].content) == {"model": "m", "messages": [], "vendor_x": 1}
     with mock_client(handler) as (client, _), pytest.raises(ConfigurationError):
         client.complete(["not", "a", "request"])  # type: ignore[arg-type]
+
+
+def test_requests_on_a_transport_carry_the_head_httpx_would_build(fixtures_dir: Path) -> None:
+    # Without http_client= the client builds each request from a cached head: the same headers,
+    # in the same order, as httpx.Request(content=...) gives, with this request's length.
+    sse = (fixtures_dir / "stream_reasoning_r1.sse").read_bytes()
+    models = httpx.Response(200, json={"object": "list", "data": [{"id": "a"}]})
+    replies = [ok_json(fixtures_dir), ok_json(fixtures_dir), httpx.Response(200, content=sse)]
+    handler, seen = scripted(*replies, models)
+    extra = {"X-Tag": "t", "Host": "proxy.example.test"}
+    base = "https://api.example.test/v1"
+    client = SiliconFlow(
+        api_key=KEY, base_url=base, transport=httpx.MockTransport(handler), default_headers=extra
+    )
+    short = ChatRequest([{"role": "user", "content": "Hi"}], model="m")
+    with client:
+        client.complete(REQUEST)
+        client.complete(short)  # the cached head again, another length
+        with client.stream(short) as stream:
+            stream.get_final_response()
+        client.list_models()
+    plain = {
+        "User-Agent": f"sfagent/{__version__}",
+        "Accept": "application/json",
+        **extra,
+        "Authorization": f"Bearer {KEY}",
+    }
+    json_body = plain | {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+    chat = f"{base}/chat/completions"
+    expected = [
+        httpx.Request("POST", chat, headers=json_body, content=seen[0].content),
+        httpx.Request("POST", chat, headers=json_body, content=seen[1].content),
+        httpx.Request(
+            "POST",
+            chat,
+            headers=json_body | {"Accept": "text/event-stream"},
+            content=seen[2].content,
+        ),
+        httpx.Request(
+            "GET", f"{base}/models", headers=plain | {"Accept-Encoding": ACCEPT_ENCODING}
+        ),
+    ]
+    assert len(seen) == 4
+    for sent, built in zip(seen, expected, strict=True):
+        assert sent.method == built.method
+        assert sent.url == built.url
+        assert sent.headers.raw == built.headers.raw
+        assert sent.content == built.content
+    assert seen[0].content == REQUEST.to_json()
+    assert seen[1].headers["content-length"] == str(len(short.to_json()))
 
 
 class Opaque:
