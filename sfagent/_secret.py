@@ -10,13 +10,22 @@ ordinary words, and a message with every ``e`` masked out is not worth reading.
 
 from __future__ import annotations
 
-__all__ = ["MASK", "MIN_FRAGMENT", "Secret"]
+from typing import Protocol
+
+__all__ = ["MASK", "MIN_FRAGMENT", "Redactor", "Secret"]
 
 MIN_FRAGMENT = 6
 """The shortest run of the key's characters that is removed from text."""
 
 MASK = "***"
 """What a removed key, or run of its characters, is replaced with."""
+
+
+class Redactor(Protocol):
+    """Anything that cuts a key out of text: a `Secret`, or a client (which holds its own)."""
+
+    def redact(self, text: str) -> str:
+        """`text` without the key."""
 
 
 class Secret:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeGuard
 
 from typing_extensions import TypeVar, Unpack
 
-from sfagent._secret import Secret
+from sfagent._secret import Redactor, Secret
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import ToolDefinitionError, UserError
 from sfagent.models import Model
@@ -456,7 +457,7 @@ class Agent(Generic[DepsT, OutputT]):
         if session is not None:
             from sfagent.sessions._bridge import SessionRun, record_sync
 
-            tie = SessionRun(session, messages, self._options.api_key.value)
+            tie = SessionRun(session, messages, self._redactor())
             return record_sync(tie, lambda sent: self._events_sync(prompt, sent, deps, stream))
 
         listed, spent = True, 0.0
@@ -489,7 +490,7 @@ class Agent(Generic[DepsT, OutputT]):
         if session is not None:
             from sfagent.sessions._bridge import SessionRun, record_async
 
-            tie = SessionRun(session, messages, self._options.api_key.value)
+            tie = SessionRun(session, messages, self._redactor())
             return record_async(
                 tie,
                 lambda sent: self._events_async(
@@ -571,7 +572,19 @@ class Agent(Generic[DepsT, OutputT]):
                 return None
         from sfagent.tracing._otel import run_trace
 
-        return run_trace(settings, self._config.model, self._options.api_key.value)
+        return run_trace(settings, self._config.model, self._redactor())
+
+    def _redactor(self) -> Redactor:
+        """What cuts this agent's key out of what it keeps: its own key, else its client's,
+        else the environment's."""
+        key = self._options.api_key.value
+        client = self._options.client
+        if key is None and client is not None and callable(getattr(client, "redact", None)):
+            redactor: Redactor = client
+            return redactor
+        from sfagent.client.config import API_KEY_ENV
+
+        return Secret(key if key is not None else os.environ.get(API_KEY_ENV, "").strip() or None)
 
     def _policy(self, deps: Any) -> ToolPolicy:
         from sfagent.run._invoke import ToolPolicy

@@ -108,6 +108,10 @@ class _ClientBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._core.base_url!r})"
 
+    def redact(self, text: str) -> str:
+        """`text` without this client's key (or any run of 6 or more of its characters)."""
+        return self._core.redact(text)
+
     @property
     def base_url(self) -> str:
         """The API base URL requests go to."""

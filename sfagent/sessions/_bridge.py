@@ -8,11 +8,10 @@ is the agent's, not the conversation's, so a changed prompt applies to old conve
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sfagent._secret import Secret
+from sfagent._secret import Redactor
 from sfagent.events import Event, RunFinished
 from sfagent.exceptions import AgentRunError
 from sfagent.result import RunResult
@@ -30,10 +29,10 @@ class SessionRun:
     Args:
         session: The conversation.
         messages: The run's ``messages=`` argument, which must be empty with a session.
-        api_key: The agent's key (``None``: the environment's); removed from what is stored.
+        redactor: Cuts the agent's key out of text (it is removed from what is stored).
     """
 
-    def __init__(self, session: object, messages: Sequence[Any], api_key: str | None) -> None:
+    def __init__(self, session: object, messages: Sequence[Any], redactor: Redactor) -> None:
         if not isinstance(session, Session):
             raise SessionError(
                 f"session must be a Session (store.session(id)), got {type(session).__name__}"
@@ -45,7 +44,7 @@ class SessionRun:
             )
         self.session = session
         self.sent: list[MessageBase] = []
-        self._key = api_key
+        self._redactor = redactor
 
     def load(self) -> list[MessageBase]:
         """The history to send, remembered for `save`."""
@@ -78,17 +77,13 @@ class SessionRun:
 
     def _redacted(self, wire: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # A tool may echo the key (reading the environment, say); it is never written down.
-        key = self._key if self._key is not None else os.environ.get(_API_KEY_ENV, "").strip()
-        secret = Secret(key or None)
+        redact = self._redactor.redact
         out = []
         for message in wire:
             text = json.dumps(message, ensure_ascii=False)
-            clean = secret.redact(text)
+            clean = redact(text)
             out.append(message if clean == text else json.loads(clean))
         return out
-
-
-_API_KEY_ENV = "SILICONFLOW_API_KEY"  # sfagent.client.config.API_KEY_ENV, without the client
 
 
 def completed_part(messages: Sequence[MessageBase]) -> list[MessageBase]:

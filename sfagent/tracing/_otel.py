@@ -11,7 +11,6 @@ whichever thread or task runs it.
 
 from __future__ import annotations
 
-import os
 import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,7 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from sfagent._observe import TRY_OBSERVER
-from sfagent._secret import Secret
+from sfagent._secret import Redactor, Secret
 from sfagent._version import __version__
 from sfagent.events import Event, RunFinished
 from sfagent.messages import ChatCompletion, ChatCompletionChunk
@@ -40,13 +39,13 @@ _MAX_TRACERS = 64
 
 
 def run_trace(
-    settings: TracingSettings, model_name: str, api_key: str | None = None
+    settings: TracingSettings, model_name: str, redactor: Redactor | None = None
 ) -> RunSpans | None:
     """The spans of one run of an agent whose requests name `model_name`; ``None`` while no
     tracer provider is configured (every span would be a non-recording one).
 
-    `api_key` (else ``SILICONFLOW_API_KEY``) is cut out of everything a span records: a
-    tool may echo it into its result, its error, or the next request's messages.
+    `redactor` cuts the agent's key out of everything a span records: a tool may echo it
+    into its result, its error, or the next request's messages.
     """
     provider = settings.tracer_provider
     if provider is None:
@@ -55,11 +54,7 @@ def run_trace(
         # A provider set mid-run would record its later spans without their run's: none is
         # better than orphans, and this run costs what an untraced one does.
         return None
-    key = api_key if api_key is not None else os.environ.get(_API_KEY_ENV, "").strip()
-    return RunSpans(_tracer(settings), settings, model_name, Secret(key or None))
-
-
-_API_KEY_ENV = "SILICONFLOW_API_KEY"  # sfagent.client.config.API_KEY_ENV, without the client
+    return RunSpans(_tracer(settings), settings, model_name, redactor)
 
 
 def _tracer(settings: TracingSettings) -> Tracer:
@@ -90,10 +85,10 @@ class RunSpans:
         tracer: Tracer,
         settings: TracingSettings,
         model_name: str,
-        secret: Secret | None = None,
+        secret: Redactor | None = None,
     ) -> None:
         self.tracer = tracer
-        self.secret = secret or Secret(None)
+        self.secret: Redactor = secret or Secret(None)
         self.settings = settings
         self.model_name = model_name
         self.provider = settings.provider_name
@@ -166,7 +161,7 @@ def _nothing() -> None:
     return None
 
 
-def _end_run(span: Span, result: Any, error: BaseException | None, secret: Secret) -> None:
+def _end_run(span: Span, result: Any, error: BaseException | None, secret: Redactor) -> None:
     if span.is_recording():
         partial = getattr(error, "result", None) if error is not None else result
         usage = getattr(partial, "usage", None)
@@ -177,14 +172,14 @@ def _end_run(span: Span, result: Any, error: BaseException | None, secret: Secre
     span.end()
 
 
-def _failed(span: Span, error: BaseException, secret: Secret) -> None:
+def _failed(span: Span, error: BaseException, secret: Redactor) -> None:
     kind = "cancelled" if _is_cancellation(error) else attrs.error_type(error)
     span.set_attribute(attrs.ERROR_TYPE, kind)
     said = secret.redact(str(error))
     span.set_status(Status(StatusCode.ERROR, f"{kind}: {said}" if said else kind))
 
 
-def _record_exception(span: Span, error: BaseException, secret: Secret) -> None:
+def _record_exception(span: Span, error: BaseException, secret: Redactor) -> None:
     """The conventions' ``exception`` event, with the key cut out of its message and trace
     (`Span.record_exception` would copy both verbatim)."""
     trace_text = "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -73,3 +73,30 @@ def test_the_key_never_reaches_the_session_file(
         data = path.read_bytes()
         for needle in NEEDLES:
             assert needle.encode() not in data, (path.name, needle)
+
+
+def test_a_key_given_only_to_the_client_never_reaches_the_session_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sfagent import tool
+    from sfagent.testing import Reply, ScriptedToolCall
+
+    monkeypatch.delenv("SILICONFLOW_API_KEY", raising=False)
+    client_key = "sk-only-the-client-knows-0123456789"
+
+    @tool
+    def whoami() -> str:
+        """Say which key this is."""
+        return f"the key is {client_key}"
+
+    replies = [Reply(tool_calls=[ScriptedToolCall("whoami", {})]), Reply(text="done")]
+    session = SQLiteSessionStore(tmp_path / "s.db").session("c")
+    with (
+        LoopbackServer(replies, api_key=client_key) as server,
+        SiliconFlow(api_key=client_key, base_url=server.base_url) as client,
+        Agent(MODEL, client=client, tools=[whoami]) as agent,
+    ):
+        assert agent.run_sync("who?", session=session).output == "done"
+    assert "the key is ***" in str(session.messages()[2].content)  # type: ignore[attr-defined]
+    for path in tmp_path.iterdir():
+        assert b"only-the-client" not in path.read_bytes(), path.name
