@@ -203,15 +203,16 @@ class DurableBatch:
         if resume and not found:
             raise ConfigMismatchError(f"there is no job {self.job_id!r} to resume")
 
-    def _submit_all(self, tasks: Iterable[Task], template: str | None, ended: set[str]) -> int:
-        """Enqueue every task not ended yet (in a thread: each is a database write)."""
+    def _submit_all(self, tasks: Iterable[Task], template: str | None, ended: set[str]) -> set[str]:
+        """Enqueue every task not ended yet (in a thread: each is a database write); the
+        workflow ids of all the tasks."""
         fingerprint = batch_fingerprint(self.model_name, self.durable.agent.tools.names, template)
         bucket = limiter_bucket(self.durable.agent)
         limits = asdict(self.limits) if self.limits is not None else None
-        submitted = 0
+        submitted: set[str] = set()
         for task in tasks:
             workflow_id = f"{self.job_id}/{task.id}"
-            submitted += 1
+            submitted.add(workflow_id)
             if workflow_id in ended:
                 continue
             spec = self.durable.spec(task.prompt, deps=task.deps)
@@ -240,13 +241,14 @@ class DurableBatch:
         self,
         prefix: str,
         seen: set[str],
-        submitting: asyncio.Future[int],
+        submitting: asyncio.Future[set[str]],
         counts: RecordTally,
     ) -> AsyncIterator[TaskRecord]:
         try:
             while True:
-                total = submitting.result() if submitting.done() else None
-                if total is not None and len(seen) >= total:
+                # Done when every task of this start ended (a resumed job's records of tasks
+                # not in this start's source come first, and do not count).
+                if submitting.done() and submitting.result() <= seen:
                     return
                 await asyncio.sleep(self.poll_interval)
                 for status in await self._ended(prefix, seen):
