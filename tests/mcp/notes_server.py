@@ -125,6 +125,9 @@ def _serve_http() -> None:
     web.add_middleware(BaseHTTPMiddleware, dispatch=check_token)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    # Listening before the port is told: a client that connects at once waits in the
+    # backlog until uvicorn serves, instead of being refused while it starts.
+    sock.listen(128)
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(web, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
