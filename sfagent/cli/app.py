@@ -163,8 +163,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     )
     if args.engine == "dbos":
         _check_dbos_options(args)
-    elif args.database_url or args.job:
-        raise CLIError("--database-url and --job go with --engine dbos")
+    elif args.database_url or args.job or args.name:
+        raise CLIError("--database-url, --job and --name go with --engine dbos")
     args.target, args.stream = args.agent, False
     if options.via_batch_api and (args.offline or not _key_set()):
         raise CLIError("--via batch-api needs SILICONFLOW_API_KEY: the demo model has no batch API")

@@ -31,6 +31,7 @@ def batch(tmp_path: Path, *args: str) -> list[str]:
         (["--engine", "dbos", "--via", "batch-api"], "cannot go --via batch-api"),
         (["--database-url", "sqlite:///x.sqlite"], "go with --engine dbos"),
         (["--job", "nightly"], "go with --engine dbos"),
+        (["--name", "weather"], "go with --engine dbos"),
     ],
 )
 def test_options_that_do_not_go_together_exit_2(
