@@ -29,9 +29,18 @@ from typing import TYPE_CHECKING, Any, TextIO, TypedDict, TypeVar
 
 from typing_extensions import Unpack
 
-from sfagent.exceptions import ConfigurationError, UserError
-from sfagent.mcp._errors import MCPRequestError, MCPTimeoutError
-from sfagent.settings import TOOL_NAME_PATTERN
+from sfagent.exceptions import UserError
+from sfagent.mcp._errors import MCPTimeoutError
+from sfagent.mcp._requests import (
+    all_prompts,
+    all_resources,
+    call_tool_op,
+    check_options,
+    get_prompt_op,
+    read_resource_op,
+    require_sdk,
+    stdio_name,
+)
 from sfagent.tools import Tool
 
 if TYPE_CHECKING:
@@ -48,8 +57,6 @@ T = TypeVar("T")
 # Closing waits this long for the server to stop (the SDK's own stdio shutdown takes at most
 # about 6 s) before the background thread is left to end by itself.
 _CLOSE_TIMEOUT = 15.0
-_MAX_PAGES = 100
-_PREFIX_LIMIT = 32
 # A call in a run ends itself this long after the run's deadline: `run` and `stream` cancel it
 # at the deadline (this never fires first), `run_sync` and `stream_sync` stop waiting for its
 # thread then, and this cancels the request a moment later instead of at the server's timeout.
@@ -118,10 +125,10 @@ class MCPServer:
         sequential: bool = False,
         max_output_chars: int | None = 100_000,
     ) -> None:
-        _require_sdk()
+        require_sdk()
         from sfagent.mcp._convert import ToolPolicy  # imports the SDK's types
 
-        _check_options(name, prefix, include, exclude, timeout, connect_timeout)
+        check_options(name, prefix, include, exclude, timeout, connect_timeout)
         if max_output_chars is not None and max_output_chars < 100:
             raise UserError(f"max_output_chars must be >= 100, got {max_output_chars!r}")
         if max_retries is not None and max_retries < 0:
@@ -316,54 +323,60 @@ class MCPServer:
         self, name: str, arguments: Mapping[str, Any] | None = None
     ) -> mt.CallToolResult:
         """Call one of the server's tools by its own name (no prefix) and return its result."""
-        return await self._await(self._request(_call(name, arguments), f"tools/call '{name}'"))
+        return await self._await(
+            self._request(call_tool_op(name, arguments), f"tools/call '{name}'")
+        )
 
     def call_tool_sync(
         self, name: str, arguments: Mapping[str, Any] | None = None
     ) -> mt.CallToolResult:
         """Like `call_tool`, blocking."""
-        coroutine = self._request(_call(name, arguments), f"tools/call '{name}'")
+        coroutine = self._request(call_tool_op(name, arguments), f"tools/call '{name}'")
         return self._wait(coroutine, self._bound())
 
     async def list_resources(self) -> list[mt.Resource]:
         """The server's resources (every page)."""
-        return await self._await(self._request(_resources, "resources/list"))
+        return await self._await(self._request(all_resources, "resources/list"))
 
     def list_resources_sync(self) -> list[mt.Resource]:
         """Like `list_resources`, blocking."""
-        return self._wait(self._request(_resources, "resources/list"), self._bound())
+        return self._wait(self._request(all_resources, "resources/list"), self._bound())
 
     async def read_resource(
         self, uri: str
     ) -> list[mt.TextResourceContents | mt.BlobResourceContents]:
         """The contents of the resource at `uri`."""
-        return await self._await(self._request(_read(uri), f"resources/read '{uri}'"))
+        return await self._await(self._request(read_resource_op(uri), f"resources/read '{uri}'"))
 
     def read_resource_sync(
         self, uri: str
     ) -> list[mt.TextResourceContents | mt.BlobResourceContents]:
         """Like `read_resource`, blocking."""
-        return self._wait(self._request(_read(uri), f"resources/read '{uri}'"), self._bound())
+        return self._wait(
+            self._request(read_resource_op(uri), f"resources/read '{uri}'"), self._bound()
+        )
 
     async def list_prompts(self) -> list[mt.Prompt]:
         """The server's prompts (every page)."""
-        return await self._await(self._request(_prompts, "prompts/list"))
+        return await self._await(self._request(all_prompts, "prompts/list"))
 
     def list_prompts_sync(self) -> list[mt.Prompt]:
         """Like `list_prompts`, blocking."""
-        return self._wait(self._request(_prompts, "prompts/list"), self._bound())
+        return self._wait(self._request(all_prompts, "prompts/list"), self._bound())
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None = None
     ) -> mt.GetPromptResult:
         """The prompt `name`, filled in with `arguments`."""
-        return await self._await(self._request(_prompt(name, arguments), f"prompts/get '{name}'"))
+        return await self._await(
+            self._request(get_prompt_op(name, arguments), f"prompts/get '{name}'")
+        )
 
     def get_prompt_sync(
         self, name: str, arguments: Mapping[str, str] | None = None
     ) -> mt.GetPromptResult:
         """Like `get_prompt`, blocking."""
-        coroutine = self._request(_prompt(name, arguments), f"prompts/get '{name}'")
+        coroutine = self._request(get_prompt_op(name, arguments), f"prompts/get '{name}'")
         return self._wait(coroutine, self._bound())
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -397,7 +410,7 @@ class MCPServer:
         self, name: str, arguments: dict[str, Any], time_left: float | None
     ) -> mt.CallToolResult:
         what = f"tools/call '{name}'"
-        waiting = self._await(self._request(_call(name, arguments), what))
+        waiting = self._await(self._request(call_tool_op(name, arguments), what))
         if time_left is None:
             return await waiting
         try:
@@ -499,7 +512,7 @@ class MCPServerStdio(MCPServer):
         self._env = dict(env) if env is not None else None
         self._cwd = Path(cwd) if cwd is not None else None
         self._errlog = errlog
-        super().__init__(name=name or _stdio_name(command, self.args), **options)
+        super().__init__(name=name or stdio_name(command, self.args), **options)
 
     def _open_transport(self) -> AbstractAsyncContextManager[TransportStreams]:
         from mcp import StdioServerParameters, stdio_client
@@ -561,110 +574,3 @@ class MCPServerHTTP(MCPServer):
 
 class _OutOfTime(Exception):
     """The caller's time budget ended before the server answered (`MCPServer._wait`)."""
-
-
-# --- requests, as functions of the session -----------------------------------------------------
-
-
-def _call(
-    name: str, arguments: Mapping[str, Any] | None
-) -> Callable[[ClientSession], Awaitable[mt.CallToolResult]]:
-    async def op(session: ClientSession) -> mt.CallToolResult:
-        return await session.call_tool(name, dict(arguments or {}))
-
-    return op
-
-
-def _read(uri: str) -> Callable[[ClientSession], Awaitable[list[Any]]]:
-    async def op(session: ClientSession) -> list[Any]:
-        return list((await session.read_resource(uri)).contents)
-
-    return op
-
-
-def _prompt(
-    name: str, arguments: Mapping[str, str] | None
-) -> Callable[[ClientSession], Awaitable[mt.GetPromptResult]]:
-    async def op(session: ClientSession) -> mt.GetPromptResult:
-        return await session.get_prompt(name, dict(arguments) if arguments else None)
-
-    return op
-
-
-async def _resources(session: ClientSession) -> list[mt.Resource]:
-
-    found: list[mt.Resource] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await session.list_resources(params=_page(cursor))
-        found.extend(page.resources)
-        cursor = page.next_cursor
-        if not cursor:
-            return found
-    raise MCPRequestError(
-        f"resources/list returned more than {_MAX_PAGES} pages", server="", code=0
-    )
-
-
-async def _prompts(session: ClientSession) -> list[mt.Prompt]:
-
-    found: list[mt.Prompt] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
-        page = await session.list_prompts(params=_page(cursor))
-        found.extend(page.prompts)
-        cursor = page.next_cursor
-        if not cursor:
-            return found
-    raise MCPRequestError(f"prompts/list returned more than {_MAX_PAGES} pages", server="", code=0)
-
-
-def _page(cursor: str | None) -> mt.PaginatedRequestParams | None:
-    import mcp.types as mt
-
-    return mt.PaginatedRequestParams(cursor=cursor) if cursor else None
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-
-def _check_options(
-    name: str,
-    prefix: str | None,
-    include: Collection[str] | None,
-    exclude: Collection[str],
-    timeout: float | None,
-    connect_timeout: float,
-) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise UserError(f"name must be a non-empty string, got {name!r}")
-    if prefix is not None and (
-        not isinstance(prefix, str)
-        or len(prefix) > _PREFIX_LIMIT
-        or not TOOL_NAME_PATTERN.fullmatch(prefix)
-    ):
-        raise UserError(
-            f"prefix must be 1-{_PREFIX_LIMIT} letters, digits, '_' or '-', got {prefix!r}"
-        )
-    for label, names in (("include", include), ("exclude", exclude)):
-        if names is not None and (
-            isinstance(names, str) or not all(isinstance(n, str) for n in names)
-        ):
-            raise UserError(f"{label} must be a collection of tool names, got {names!r}")
-    if timeout is not None and not timeout > 0:
-        raise UserError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-    if not connect_timeout > 0:
-        raise UserError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
-
-
-def _require_sdk() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("mcp") is None:
-        raise ConfigurationError("MCP servers need the MCP SDK: pip install 'sfagent[mcp]'")
-
-
-def _stdio_name(command: str, args: Sequence[str]) -> str:
-    # `python notes_server.py` is better named by its script than by the interpreter.
-    script = next((a for a in args if a.endswith(".py")), None)
-    return Path(script or command).stem or "stdio"
