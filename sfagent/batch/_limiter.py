@@ -57,7 +57,9 @@ from sfagent.exceptions import ConfigurationError, UserError
 __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_MARGIN",
+    "Books",
     "EstimateTooLargeError",
+    "Held",
     "LimiterCore",
     "LimiterStats",
     "RateLimiter",
@@ -66,6 +68,7 @@ __all__ = [
     "Slot",
     "SlotRequest",
     "check_completion_allowance",
+    "check_settlement",
     "estimate_tokens",
     "forget_shared_limiters",
     "shared_limiter",
@@ -502,12 +505,7 @@ class LimiterCore:
                 `actual_tokens` is not a whole number >= 0.
         """
         self._own(reservation)
-        if reservation.state == "released":
-            raise UserError("a released reservation was never sent; it cannot be settled")
-        if isinstance(actual_tokens, bool) or not isinstance(actual_tokens, int):
-            raise UserError(f"actual tokens must be a whole number, got {actual_tokens!r}")
-        if actual_tokens < 0:
-            raise UserError(f"actual tokens must be >= 0, got {actual_tokens}")
+        check_settlement(reservation, actual_tokens)
         self._recharge(reservation, 0, actual_tokens - reservation.tokens)
         reservation.tokens = actual_tokens
         self.finish(reservation)
@@ -1043,6 +1041,21 @@ class SlotRequest(Generic[HeldT]):
         slot, self._slot = self._slot, None
         if slot is not None and slot.reservation.state == "open":
             self.limiter.finish(slot.reservation)
+
+
+def check_settlement(reservation: Held, actual_tokens: object) -> None:
+    """Refuse to settle a reservation that was released, or with a usage that is not one.
+
+    Raises:
+        UserError: The reservation was released, or `actual_tokens` is not a whole number
+            >= 0.
+    """
+    if reservation.state == "released":
+        raise UserError("a released reservation was never sent; it cannot be settled")
+    if isinstance(actual_tokens, bool) or not isinstance(actual_tokens, int):
+        raise UserError(f"actual tokens must be a whole number, got {actual_tokens!r}")
+    if actual_tokens < 0:
+        raise UserError(f"actual tokens must be >= 0, got {actual_tokens}")
 
 
 # --- estimates -------------------------------------------------------------------------------

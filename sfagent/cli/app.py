@@ -359,27 +359,14 @@ def _parser() -> argparse.ArgumentParser:
     _agent_options(run)
     run.set_defaults(command="run", handler=_cmd_run)
 
-    chat = sub.add_parser("chat", parents=[common], help="talk with an agent, keeping history")
-    _target(chat)
-    _agent_options(chat)
-    chat.add_argument(
-        "--session",
-        metavar="ID",
-        help="keep the conversation under ID, and resume it if it exists",
-    )
-    chat.add_argument(
-        "--sessions-db",
-        metavar="PATH",
-        help="the SQLite file of --session (default: $SFAGENT_SESSIONS_DB, "
-        "else ~/.local/share/sfagent/sessions.db)",
-    )
-    chat.set_defaults(command="chat", handler=_cmd_chat)
+    _chat_parser(sub, common)
 
     tools = sub.add_parser("tools", parents=[common], help="print the tools JSON as sent")
     _target(tools)
     tools.set_defaults(command="tools", handler=_cmd_tools)
 
     _batch_parser(sub, common)
+    _worker_parser(sub, common)
     add_approval_commands(sub, common)
 
     models = sub.add_parser("models", parents=[common], help="list the models your key can use")
@@ -421,6 +408,31 @@ def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     batch.add_argument("--transcripts", action="store_true", help="keep each run's messages")
     batch.add_argument("--report", metavar="PATH", help="write an HTML report there")
     batch.add_argument("--no-progress", action="store_true", help="no live progress line")
+    _batch_engine_options(batch)
+    _agent_options(batch, stream=False)
+    batch.set_defaults(command="batch", handler=_cmd_batch)
+
+
+def _chat_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    chat = sub.add_parser("chat", parents=[common], help="talk with an agent, keeping history")
+    _target(chat)
+    _agent_options(chat)
+    chat.add_argument(
+        "--session",
+        metavar="ID",
+        help="keep the conversation under ID, and resume it if it exists",
+    )
+    chat.add_argument(
+        "--sessions-db",
+        metavar="PATH",
+        help="the SQLite file of --session (default: $SFAGENT_SESSIONS_DB, "
+        "else ~/.local/share/sfagent/sessions.db)",
+    )
+    chat.set_defaults(command="chat", handler=_cmd_chat)
+
+
+def _batch_engine_options(batch: argparse.ArgumentParser) -> None:
+    """Where the batch runs: `--via batch-api` (SiliconFlow's queue), `--engine dbos` (workers)."""
     batch.add_argument(
         "--via",
         choices=["chat", "batch-api"],
@@ -446,9 +458,9 @@ def _batch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     _database_url_option(batch)
     batch.add_argument("--job", metavar="ID", help="with --engine dbos: the job's id (TASKS' name)")
     _name_option(batch)
-    _agent_options(batch, stream=False)
-    batch.set_defaults(command="batch", handler=_cmd_batch)
 
+
+def _worker_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     worker = sub.add_parser(
         "worker",
         parents=[common],

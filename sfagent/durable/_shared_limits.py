@@ -48,6 +48,7 @@ from sfagent.batch._limiter import (
     LimiterStats,
     RateLimits,
     SlotRequest,
+    check_settlement,
 )
 from sfagent.durable._approval import SystemDatabaseError, parsed_url
 from sfagent.durable._shared_books import (
@@ -290,12 +291,7 @@ class SharedRateLimiter:
                 `actual_tokens` is not a whole number >= 0.
         """
         self._own(reservation)
-        if reservation.state == "released":
-            raise UserError("a released reservation was never sent; it cannot be settled")
-        if isinstance(actual_tokens, bool) or not isinstance(actual_tokens, int):
-            raise UserError(f"actual tokens must be a whole number, got {actual_tokens!r}")
-        if actual_tokens < 0:
-            raise UserError(f"actual tokens must be >= 0, got {actual_tokens}")
+        check_settlement(reservation, actual_tokens)
         change, reservation.tokens = actual_tokens - reservation.tokens, actual_tokens
         self._queue(self._recharge, reservation.id, reservation.sent_at, 0, change, actual_tokens)
         self.finish(reservation)

@@ -32,6 +32,7 @@ from sfagent.mcp._errors import (
     MCPServerCrashed,
     MCPTimeoutError,
 )
+from sfagent.mcp._requests import MAX_PAGES
 
 if TYPE_CHECKING:
     import mcp.types as mt
@@ -48,8 +49,6 @@ OpenTransport = Callable[[], AbstractAsyncContextManager["TransportStreams"]]
 # How long the owner may take to leave the transport (the SDK's stdio shutdown is bounded by
 # about 6 s: stdin closed, then SIGTERM, then SIGKILL) before it is cancelled outright.
 _SHUTDOWN_TIMEOUT = 10.0
-# A listing that never ends (a cursor that always comes back) is cut off here.
-_MAX_PAGES = 100
 # JSON-RPC codes the SDK uses for its own failures (mcp.types CONNECTION_CLOSED, REQUEST_TIMEOUT).
 _CONNECTION_CLOSED = -32000
 _REQUEST_TIMEOUT = -32001
@@ -211,7 +210,7 @@ class Link:
         try:
             specs: list[mt.Tool] = []
             cursor: str | None = None
-            for _ in range(_MAX_PAGES):
+            for _ in range(MAX_PAGES):
                 params = mt.PaginatedRequestParams(cursor=cursor) if cursor else None
                 page = await self._guarded(conn, _tools_page(params), "tools/list")
                 specs.extend(page.tools)
@@ -220,7 +219,7 @@ class Link:
                     break
             else:
                 raise MCPRequestError(
-                    f"tools/list returned more than {_MAX_PAGES} pages",
+                    f"tools/list returned more than {MAX_PAGES} pages",
                     server=self._server,
                     code=0,
                 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sfagent.exceptions import ConfigurationError, UserError
 from sfagent.mcp._errors import MCPRequestError
@@ -30,6 +30,8 @@ __all__ = [
     "require_sdk",
     "stdio_name",
 ]
+
+T = TypeVar("T")
 
 MAX_PAGES = 100
 """The most pages a listing follows before it is an error (a server looping its cursor)."""
@@ -64,29 +66,37 @@ def get_prompt_op(
 
 
 async def all_resources(session: ClientSession) -> list[mt.Resource]:
+    """Every resource the server lists, page after page."""
 
-    found: list[mt.Resource] = []
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        page = await session.list_resources(params=_page(cursor))
-        found.extend(page.resources)
-        cursor = page.next_cursor
-        if not cursor:
-            return found
-    raise MCPRequestError(f"resources/list returned more than {MAX_PAGES} pages", server="", code=0)
+    async def fetch(params: mt.PaginatedRequestParams | None) -> tuple[list[mt.Resource], Any]:
+        page = await session.list_resources(params=params)
+        return page.resources, page.next_cursor
+
+    return await _all_pages(fetch, "resources/list")
 
 
 async def all_prompts(session: ClientSession) -> list[mt.Prompt]:
+    """Every prompt the server lists, page after page."""
 
-    found: list[mt.Prompt] = []
+    async def fetch(params: mt.PaginatedRequestParams | None) -> tuple[list[mt.Prompt], Any]:
+        page = await session.list_prompts(params=params)
+        return page.prompts, page.next_cursor
+
+    return await _all_pages(fetch, "prompts/list")
+
+
+async def _all_pages(
+    fetch: Callable[[mt.PaginatedRequestParams | None], Awaitable[tuple[list[T], Any]]],
+    what: str,
+) -> list[T]:
+    found: list[T] = []
     cursor: str | None = None
     for _ in range(MAX_PAGES):
-        page = await session.list_prompts(params=_page(cursor))
-        found.extend(page.prompts)
-        cursor = page.next_cursor
+        items, cursor = await fetch(_page(cursor))
+        found.extend(items)
         if not cursor:
             return found
-    raise MCPRequestError(f"prompts/list returned more than {MAX_PAGES} pages", server="", code=0)
+    raise MCPRequestError(f"{what} returned more than {MAX_PAGES} pages", server="", code=0)
 
 
 def _page(cursor: str | None) -> mt.PaginatedRequestParams | None:
